@@ -1,0 +1,57 @@
+//! Randomness is passed into the sans-IO core (DESIGN: no global RNG below `runtime`). This is
+//! the trait it is passed as, and an adapter to the `rand_core` traits that RustCrypto wants
+//! (RSA blinding).
+
+/// A cryptographically secure source of random bytes.
+pub trait Random: Send {
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// Adapter so a `&mut dyn Random` can be handed to RustCrypto APIs.
+pub struct CryptoRng<'a>(pub &'a mut dyn Random);
+
+impl rand_core::RngCore for CryptoRng<'_> {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for CryptoRng<'_> {}
+
+/// A deterministic generator for tests only (ChaCha20 keystream from a seed).
+#[cfg(any(test, feature = "test-util"))]
+pub struct TestRng(u64);
+
+#[cfg(any(test, feature = "test-util"))]
+impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        TestRng(seed)
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl Random for TestRng {
+    fn fill(&mut self, buf: &mut [u8]) {
+        use chacha20::cipher::{KeyIvInit, StreamCipher};
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&self.0.to_le_bytes());
+        self.0 = self.0.wrapping_add(1);
+        buf.fill(0);
+        let mut c = chacha20::ChaCha20::new(&key.into(), &[0u8; 12].into());
+        c.apply_keystream(buf);
+    }
+}

@@ -6,6 +6,7 @@
 pub mod algs;
 pub mod cipher;
 pub mod error;
+pub mod kex;
 pub mod keys;
 pub mod random;
 pub mod wire;

@@ -1,0 +1,320 @@
+//! Key exchange methods and key derivation: curve25519-sha256 (RFC 8731), ecdh-sha2-nistp256
+//! (RFC 5656 sections 4 and 7), diffie-hellman-group14-sha256 and -group16-sha512 (RFC 8268,
+//! RFC 4253 section 8 with the RFC 3526 groups), the exchange hash (RFC 4253 section 8, RFC 5656
+//! section 4) and the key derivation of RFC 4253 section 7.2.
+
+use crate::algs::Kex;
+use crate::error::Error;
+use crate::random::{CryptoRng, Random};
+use crate::wire::Writer;
+use rsa::BigUint;
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::Zeroizing;
+
+/// RFC 3526 group 14 (2048-bit MODP), generator 2.
+const GROUP14_P: &str = "\
+    FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+    020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+    4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+    EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+    98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+    9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+    E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
+    3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF";
+
+/// RFC 3526 group 16 (4096-bit MODP), generator 2.
+const GROUP16_P: &str = "\
+    FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+    020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+    4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+    EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+    98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+    9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+    E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
+    3995497CEA956AE515D2261898FA051015728E5A8AAAC42DAD33170D04507A33\
+    A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7\
+    ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864\
+    D87602733EC86A64521F2B18177B200CBBE117577A615D6C770988C0BAD946E2\
+    08E24FA074E5AB3143DB5BFCE0FD108E4B82D120A92108011A723C12A787E6D7\
+    88719A10BDBA5B2699C327186AF4E23C1A946834B6150BDA2583E9CA2AD44CE8\
+    DBBBC2DB04DE8EF92E8EFC141FBECAA6287C59474E6BC05D99B2964FA090C3A2\
+    233BA186515BE7ED1F612970CEE2D7AFB81BDD762170481CD0069127D5B05AA9\
+    93B4EA988D8FDDC186FFB7DC90A6C08F4DF435C934063199FFFFFFFFFFFFFFFF";
+
+/// Bits of the DH private exponent: twice the 256-bit security we ask of the rest.
+const DH_EXPONENT_BYTES: usize = 64;
+
+fn group_prime(alg: Kex) -> Option<BigUint> {
+    let hex = match alg {
+        Kex::DhGroup14Sha256 => GROUP14_P,
+        Kex::DhGroup16Sha512 => GROUP16_P,
+        _ => return None,
+    };
+    let digits: String = hex.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    BigUint::parse_bytes(digits.as_bytes(), 16)
+}
+
+enum Secret {
+    X25519(x25519_dalek::StaticSecret),
+    P256(p256::ecdh::EphemeralSecret),
+    Dh { x: Zeroizing<Vec<u8>>, p: BigUint },
+}
+
+/// Our half of a key exchange in progress.
+pub struct KexPending {
+    alg: Kex,
+    secret: Secret,
+    /// What we send in SSH_MSG_KEX_ECDH_INIT / SSH_MSG_KEXDH_INIT: Q_C, or e as mpint body.
+    pub client_value: Vec<u8>,
+}
+
+/// The shared secret K as an unsigned big-endian magnitude.
+pub type SharedSecret = Zeroizing<Vec<u8>>;
+
+impl KexPending {
+    pub fn start(alg: Kex, rng: &mut dyn Random) -> Result<KexPending, Error> {
+        match alg {
+            Kex::Curve25519Sha256 | Kex::Curve25519Sha256Libssh => {
+                let mut seed = Zeroizing::new([0u8; 32]);
+                rng.fill(&mut seed[..]);
+                let secret = x25519_dalek::StaticSecret::from(*seed);
+                let public = x25519_dalek::PublicKey::from(&secret);
+                Ok(KexPending { alg, client_value: public.as_bytes().to_vec(), secret: Secret::X25519(secret) })
+            }
+            Kex::EcdhNistp256 => {
+                let secret = p256::ecdh::EphemeralSecret::random(&mut CryptoRng(rng));
+                let public = p256::EncodedPoint::from(secret.public_key());
+                Ok(KexPending { alg, client_value: public.as_bytes().to_vec(), secret: Secret::P256(secret) })
+            }
+            Kex::DhGroup14Sha256 | Kex::DhGroup16Sha512 => {
+                let p = group_prime(alg).ok_or_else(|| Error::internal("DH group prime"))?;
+                let mut x = Zeroizing::new(vec![0u8; DH_EXPONENT_BYTES]);
+                rng.fill(&mut x);
+                if let Some(b) = x.first_mut() {
+                    *b |= 0x40; // never a tiny exponent
+                }
+                let e = BigUint::from(2u8).modpow(&BigUint::from_bytes_be(&x), &p);
+                Ok(KexPending { alg, client_value: mpint_body(&e.to_bytes_be()), secret: Secret::Dh { x, p } })
+            }
+        }
+    }
+
+    pub fn alg(&self) -> Kex {
+        self.alg
+    }
+
+    /// Combine with the server's value (Q_S, or f as an mpint body) into K.
+    pub fn finish(self, server_value: &[u8]) -> Result<SharedSecret, Error> {
+        match self.secret {
+            Secret::X25519(secret) => {
+                let q: [u8; 32] = server_value
+                    .try_into()
+                    .map_err(|_| Error::crypto(format!("curve25519 public key is {} bytes, not 32", server_value.len())))?;
+                let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(q));
+                if !shared.was_contributory() {
+                    return Err(Error::crypto("curve25519 shared secret is zero (low-order point)"));
+                }
+                Ok(Zeroizing::new(shared.as_bytes().to_vec()))
+            }
+            Secret::P256(secret) => {
+                let q = p256::PublicKey::from_sec1_bytes(server_value)
+                    .map_err(|_| Error::crypto("invalid nistp256 public point from server"))?;
+                let shared = secret.diffie_hellman(&q);
+                Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+            }
+            Secret::Dh { x, p } => {
+                if server_value.first().map_or(false, |b| b & 0x80 != 0) {
+                    return Err(Error::crypto("negative DH value f"));
+                }
+                let f = BigUint::from_bytes_be(server_value);
+                let one = BigUint::from(1u8);
+                let p_minus_1 = &p - &one;
+                if f <= one || f >= p_minus_1 {
+                    return Err(Error::crypto("DH value f out of range"));
+                }
+                let k = f.modpow(&BigUint::from_bytes_be(&x), &p);
+                Ok(Zeroizing::new(k.to_bytes_be()))
+            }
+        }
+    }
+}
+
+/// An mpint's string body for an unsigned big-endian magnitude (RFC 4251 section 5).
+fn mpint_body(magnitude: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.mpint(magnitude);
+    w.buf.get(4..).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+fn strip_zeros(v: &[u8]) -> &[u8] {
+    let skip = v.iter().take_while(|&&b| b == 0).count();
+    v.get(skip..).unwrap_or(&[])
+}
+
+fn is_dh(alg: Kex) -> bool {
+    matches!(alg, Kex::DhGroup14Sha256 | Kex::DhGroup16Sha512)
+}
+
+fn hash(alg: Kex, parts: &[&[u8]]) -> Vec<u8> {
+    match alg {
+        Kex::DhGroup16Sha512 => {
+            let mut h = Sha512::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().to_vec()
+        }
+        _ => {
+            let mut h = Sha256::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().to_vec()
+        }
+    }
+}
+
+/// Inputs to the exchange hash H.
+pub struct HashInput<'a> {
+    pub client_ident: &'a [u8],
+    pub server_ident: &'a [u8],
+    pub client_kexinit: &'a [u8],
+    pub server_kexinit: &'a [u8],
+    pub host_key: &'a [u8],
+    pub client_value: &'a [u8],
+    pub server_value: &'a [u8],
+}
+
+/// H = HASH(V_C || V_S || I_C || I_S || K_S || Q_C/e || Q_S/f || K).
+pub fn exchange_hash(alg: Kex, input: &HashInput<'_>, k: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(2048);
+    w.string(input.client_ident)
+        .string(input.server_ident)
+        .string(input.client_kexinit)
+        .string(input.server_kexinit)
+        .string(input.host_key);
+    if is_dh(alg) {
+        w.mpint(strip_zeros(input.client_value)).mpint(strip_zeros(input.server_value));
+    } else {
+        w.string(input.client_value).string(input.server_value);
+    }
+    w.mpint(k);
+    let out = hash(alg, &[&w.buf]);
+    zeroize::Zeroize::zeroize(&mut w.buf);
+    out
+}
+
+/// RFC 4253 section 7.2: key `letter` ('A'..='F') of `len` bytes.
+pub fn derive_key(alg: Kex, k: &[u8], h: &[u8], letter: u8, session_id: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+    let mut kw = Writer::new();
+    kw.mpint(k);
+    let k_enc = Zeroizing::new(kw.into_vec());
+    let mut out = Zeroizing::new(hash(alg, &[&k_enc, h, &[letter], session_id]));
+    while out.len() < len {
+        let more = hash(alg, &[&k_enc, h, &out]);
+        out.extend_from_slice(&more);
+    }
+    out.truncate(len);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::TestRng;
+
+    #[test]
+    fn groups_are_safe_primes_of_the_right_size() {
+        for (alg, bits) in [(Kex::DhGroup14Sha256, 2048), (Kex::DhGroup16Sha512, 4096)] {
+            let p = group_prime(alg).unwrap();
+            assert_eq!(p.bits(), bits);
+            // RFC 3526: the primes start and end with 64 one bits.
+            let hex = p.to_str_radix(16);
+            assert!(hex.starts_with("ffffffffffffffffc90fdaa22168c234"));
+            assert!(hex.ends_with("ffffffffffffffff"));
+            let q = (&p - BigUint::from(1u8)) >> 1;
+            // Fermat test, base 2 and 3, on p and (p-1)/2.
+            for n in [&p, &q] {
+                for a in [2u8, 3] {
+                    let r = BigUint::from(a).modpow(&(n - BigUint::from(1u8)), n);
+                    assert_eq!(r, BigUint::from(1u8));
+                }
+            }
+        }
+        let p14 = group_prime(Kex::DhGroup14Sha256).unwrap().to_str_radix(16);
+        assert!(p14.ends_with("15728e5a8aacaa68ffffffffffffffff"));
+        let p16 = group_prime(Kex::DhGroup16Sha512).unwrap().to_str_radix(16);
+        assert!(p16.ends_with("4df435c934063199ffffffffffffffff"));
+    }
+
+    /// Two ends of every method agree on K (the server side is simulated with a second
+    /// `KexPending`, which computes the same function).
+    #[test]
+    fn both_sides_agree() {
+        let mut rng = TestRng::new(1);
+        for alg in Kex::ALL {
+            let a = KexPending::start(*alg, &mut rng).unwrap();
+            let b = KexPending::start(*alg, &mut rng).unwrap();
+            let (av, bv) = (a.client_value.clone(), b.client_value.clone());
+            let ka = a.finish(&bv).unwrap();
+            let kb = b.finish(&av).unwrap();
+            assert_eq!(*ka, *kb, "{alg}");
+            assert!(!ka.is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_server_values_rejected() {
+        let mut rng = TestRng::new(2);
+        for bad in [vec![0u8; 31], vec![0u8; 33], vec![0u8; 32]] {
+            let a = KexPending::start(Kex::Curve25519Sha256, &mut rng).unwrap();
+            assert!(matches!(a.finish(&bad), Err(Error::Crypto(_))), "{}", bad.len());
+        }
+        let a = KexPending::start(Kex::EcdhNistp256, &mut rng).unwrap();
+        assert!(a.finish(&[4u8; 65]).is_err());
+        for bad in [vec![0u8], vec![1u8], vec![0x80, 1]] {
+            let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+            assert!(a.finish(&bad).is_err());
+        }
+        let p = group_prime(Kex::DhGroup14Sha256).unwrap();
+        let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        assert!(a.finish(&mpint_body(&(&p - BigUint::from(1u8)).to_bytes_be())).is_err());
+    }
+
+    /// RFC 4253 section 7.2 by hand for one key: K1 = HASH(K || H || "A" || session_id),
+    /// K2 = HASH(K || H || K1).
+    #[test]
+    fn kdf_matches_definition() {
+        let k = [0x80u8, 1, 2];
+        let h = [7u8; 32];
+        let sid = [9u8; 32];
+        let out = derive_key(Kex::Curve25519Sha256, &k, &h, b'A', &sid, 40);
+        let k_enc = [0, 0, 0, 4, 0, 0x80, 1, 2];
+        let k1 = Sha256::new().chain_update(k_enc).chain_update(h).chain_update(b"A").chain_update(sid).finalize();
+        let k2 = Sha256::new().chain_update(k_enc).chain_update(h).chain_update(k1).finalize();
+        assert_eq!(&out[..32], &k1[..]);
+        assert_eq!(&out[32..], &k2[..8]);
+        let out512 = derive_key(Kex::DhGroup16Sha512, &k, &h, b'C', &sid, 64);
+        let e = Sha512::new().chain_update(k_enc).chain_update(h).chain_update(b"C").chain_update(sid).finalize();
+        assert_eq!(&out512[..], &e[..]);
+    }
+
+    #[test]
+    fn exchange_hash_encodes_dh_values_as_mpint() {
+        let input = HashInput {
+            client_ident: b"SSH-2.0-a",
+            server_ident: b"SSH-2.0-b",
+            client_kexinit: b"ic",
+            server_kexinit: b"is",
+            host_key: b"ks",
+            client_value: &[0x00, 0x80],
+            server_value: &[0x05],
+        };
+        let h = exchange_hash(Kex::DhGroup14Sha256, &input, &[1]);
+        let mut w = Writer::new();
+        w.str("SSH-2.0-a").str("SSH-2.0-b").str("ic").str("is").str("ks");
+        w.mpint(&[0x80]).mpint(&[5]).mpint(&[1]);
+        assert_eq!(h, Sha256::digest(&w.buf).to_vec());
+        let h2 = exchange_hash(Kex::Curve25519Sha256, &input, &[1]);
+        let mut w = Writer::new();
+        w.str("SSH-2.0-a").str("SSH-2.0-b").str("ic").str("is").str("ks");
+        w.string(&[0x00, 0x80]).string(&[5]).mpint(&[1]);
+        assert_eq!(h2, Sha256::digest(&w.buf).to_vec());
+    }
+}

@@ -8,6 +8,7 @@ pub mod cipher;
 pub mod error;
 pub mod kex;
 pub mod keys;
+pub mod msg;
 pub mod random;
 pub mod wire;
 

@@ -4,12 +4,24 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod algs;
+pub mod auth;
+pub mod channel;
+pub mod client;
 pub mod cipher;
 pub mod error;
+pub mod gate;
 pub mod kex;
 pub mod keys;
 pub mod msg;
 pub mod random;
+pub mod runtime;
+pub mod transport;
 pub mod wire;
 
+pub use algs::{Cipher, Kex, Mac, Preferences, SigAlg};
+pub use auth::Credential;
+pub use channel::ExitStatus;
 pub use error::{Error, Result};
+pub use keys::{PrivateKey, PublicKey};
+pub use runtime::session::{Channel, Config, Session, SessionInfo};
+pub use transport::RekeyLimits;

@@ -1,0 +1,402 @@
+//! Session channels, RFC 4254 sections 5 and 6: open, exec or shell (6.5), data and stderr as
+//! extended data type 1 (5.2), both flow-control windows and the peer's maximum packet, EOF and
+//! CLOSE in both directions (5.3), exit-status and exit-signal (6.10), and failure answers to
+//! requests we do not know (4, 5.4).
+
+use std::collections::VecDeque;
+
+use crate::error::{sanitize, Error};
+use crate::msg::Msg;
+use crate::transport::Transport;
+use crate::wire::{Reader, Writer};
+
+/// The window we advertise, and the most we buffer per channel.
+pub const WINDOW: u32 = 2 * 1024 * 1024;
+/// The largest data packet we accept (advertised maximum packet size).
+pub const MAX_PACKET: u32 = 32768;
+/// We never send a data chunk larger than this, whatever the peer allows (stays under the
+/// 35000-byte packet every implementation must accept).
+const MAX_SEND_CHUNK: u32 = 32768;
+
+/// How the remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit-status`: the command's exit code.
+    Code(u32),
+    /// `exit-signal`: the signal name without "SIG" (e.g. "TERM"), core-dump flag, message.
+    Signal { name: String, core_dumped: bool, message: String },
+}
+
+impl ExitStatus {
+    /// The shell convention: the code itself, or 128 + the signal number for a signal.
+    pub fn shell_code(&self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => i32::try_from(*c).unwrap_or(255),
+            ExitStatus::Signal { name, .. } => 128 + signal_number(name),
+        }
+    }
+}
+
+/// RFC 4254 section 6.10 signal names to the common Linux numbers.
+pub fn signal_number(name: &str) -> i32 {
+    match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChanState {
+    /// CHANNEL_OPEN sent.
+    Opening,
+    /// Open; the exec/shell request is waiting for its answer.
+    Requesting,
+    /// The command runs.
+    Open,
+    /// Both CLOSEs exchanged (or the open failed).
+    Closed,
+}
+
+/// What happened to a channel, reported to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// The server accepted the command or shell.
+    Started,
+    Failed(Error),
+    Eof,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Sink {
+    Stdout,
+    Stderr,
+    Discard,
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    pub local_id: u32,
+    remote_id: u32,
+    pub state: ChanState,
+    command: Option<String>,
+    remote_window: u32,
+    remote_max_packet: u32,
+    /// What the server may still send us.
+    local_window: u32,
+    /// Consumed by the application and not yet given back with WINDOW_ADJUST.
+    unacked: u32,
+    stdout: VecDeque<u8>,
+    stderr: VecDeque<u8>,
+    pub eof_received: bool,
+    pub eof_sent: bool,
+    pub close_received: bool,
+    pub close_sent: bool,
+    pub exit: Option<ExitStatus>,
+    /// want_reply requests of ours waiting for an answer.
+    pending_replies: u32,
+    /// `close` was called before the server confirmed the open.
+    close_requested: bool,
+}
+
+impl Channel {
+    /// Open a session channel; `command` None asks for a shell.
+    pub fn open(local_id: u32, command: Option<String>, t: &mut Transport) -> Channel {
+        t.send_msg(&Msg::ChannelOpen { kind: "session", sender: local_id, window: WINDOW, max_packet: MAX_PACKET, extra: &[] });
+        Channel {
+            local_id,
+            remote_id: 0,
+            state: ChanState::Opening,
+            command,
+            remote_window: 0,
+            remote_max_packet: 0,
+            local_window: WINDOW,
+            unacked: 0,
+            stdout: VecDeque::new(),
+            stderr: VecDeque::new(),
+            eof_received: false,
+            eof_sent: false,
+            close_received: false,
+            close_sent: false,
+            exit: None,
+            pending_replies: 0,
+            close_requested: false,
+        }
+    }
+
+    /// Handle a connection-protocol message addressed to this channel.
+    pub fn handle(&mut self, m: Msg<'_>, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
+        if self.state == ChanState::Closed {
+            // RFC 4254 section 5.3: nothing is expected after CLOSE; late messages are dropped.
+            return Ok(None);
+        }
+        if self.state == ChanState::Opening {
+            return match m {
+                Msg::ChannelOpenConfirmation { sender, window, max_packet, .. } => {
+                    if max_packet == 0 {
+                        return Err(Error::protocol("channel maximum packet size 0"));
+                    }
+                    self.remote_id = sender;
+                    self.remote_window = window;
+                    self.remote_max_packet = max_packet;
+                    if self.close_requested {
+                        self.state = ChanState::Open;
+                        self.close(t);
+                        return Ok(None);
+                    }
+                    self.state = ChanState::Requesting;
+                    self.send_start_request(t);
+                    Ok(None)
+                }
+                Msg::ChannelOpenFailure { reason, description, .. } => {
+                    self.state = ChanState::Closed;
+                    Ok(Some(ChannelEvent::Failed(Error::ChannelOpenFailed { reason, description: sanitize(description) })))
+                }
+                other => Err(Error::protocol(format!("{} on a channel that is not open yet", short(&other)))),
+            };
+        }
+        match m {
+            Msg::ChannelOpenConfirmation { .. } | Msg::ChannelOpenFailure { .. } => {
+                Err(Error::protocol("second open confirmation/failure for one channel"))
+            }
+            Msg::ChannelWindowAdjust { bytes, .. } => {
+                if self.eof_sent {
+                    return Ok(None);
+                }
+                self.remote_window = self
+                    .remote_window
+                    .checked_add(bytes)
+                    .ok_or_else(|| Error::protocol("WINDOW_ADJUST makes the window exceed 2^32-1"))?;
+                Ok(None)
+            }
+            Msg::ChannelData { data, .. } => self.on_data(data, Sink::Stdout, t),
+            Msg::ChannelExtendedData { code, data, .. } => {
+                self.on_data(data, if code == 1 { Sink::Stderr } else { Sink::Discard }, t)
+            }
+            Msg::ChannelEof { .. } => {
+                let first = !self.eof_received;
+                self.eof_received = true;
+                Ok(first.then_some(ChannelEvent::Eof))
+            }
+            Msg::ChannelClose { .. } => {
+                self.close_received = true;
+                self.eof_received = true;
+                if !self.close_sent {
+                    t.send_msg(&Msg::ChannelClose { recipient: self.remote_id });
+                    self.close_sent = true;
+                }
+                self.state = ChanState::Closed;
+                Ok(Some(ChannelEvent::Closed))
+            }
+            Msg::ChannelRequest { kind, want_reply, data, .. } => {
+                self.on_request(kind, want_reply, data, t)?;
+                Ok(None)
+            }
+            Msg::ChannelSuccess { .. } | Msg::ChannelFailure { .. } => {
+                if self.pending_replies == 0 {
+                    return Err(Error::protocol("channel request reply without a request"));
+                }
+                self.pending_replies -= 1;
+                if self.state == ChanState::Requesting {
+                    if matches!(m, Msg::ChannelSuccess { .. }) {
+                        self.state = ChanState::Open;
+                        return Ok(Some(ChannelEvent::Started));
+                    }
+                    let what = match &self.command {
+                        Some(c) => format!("server refused to run command {:?}", sanitize(c.as_bytes())),
+                        None => "server refused to start a shell".to_string(),
+                    };
+                    self.close(t);
+                    return Ok(Some(ChannelEvent::Failed(Error::ChannelRequestFailed(what))));
+                }
+                Ok(None)
+            }
+            other => Err(Error::internal(format!("message {} routed to a channel", short(&other)))),
+        }
+    }
+
+    fn send_start_request(&mut self, t: &mut Transport) {
+        match &self.command {
+            Some(cmd) => {
+                let mut w = Writer::new();
+                w.str(cmd);
+                t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind: "exec", want_reply: true, data: &w.buf });
+            }
+            None => {
+                t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind: "shell", want_reply: true, data: &[] });
+            }
+        }
+        self.pending_replies += 1;
+    }
+
+    fn on_data(&mut self, data: &[u8], sink: Sink, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
+        let len = u32::try_from(data.len()).map_err(|_| Error::protocol("data too long"))?;
+        if len > self.local_window {
+            return Err(Error::protocol(format!(
+                "server sent {len} bytes with only {} left in our window",
+                self.local_window
+            )));
+        }
+        self.local_window -= len;
+        match sink {
+            // Data after EOF breaks RFC 4254 section 5.3, and extended data of unknown types
+            // has no reader: drop both but keep the window moving.
+            _ if self.eof_received => self.ack(len, t),
+            Sink::Discard => self.ack(len, t),
+            Sink::Stdout => self.stdout.extend(data),
+            Sink::Stderr => self.stderr.extend(data),
+        }
+        Ok(None)
+    }
+
+    fn on_request(&mut self, kind: &str, want_reply: bool, data: &[u8], t: &mut Transport) -> Result<(), Error> {
+        let mut r = Reader::new(data);
+        match kind {
+            "exit-status" => {
+                // First valid status wins; malformed ones are ignored, not fatal.
+                if let (Ok(code), Ok(())) = (r.u32(), r.finish()) {
+                    if self.exit.is_none() {
+                        self.exit = Some(ExitStatus::Code(code));
+                    }
+                }
+            }
+            "exit-signal" => {
+                let parsed = (|| -> Result<ExitStatus, Error> {
+                    let name = r.string()?;
+                    let core_dumped = r.bool()?;
+                    let message = r.string()?;
+                    let _lang = r.string()?;
+                    Ok(ExitStatus::Signal {
+                        name: sanitize(name.get(..name.len().min(32)).unwrap_or(&[])),
+                        core_dumped,
+                        message: sanitize(message.get(..message.len().min(1024)).unwrap_or(&[])),
+                    })
+                })();
+                if let (Ok(st), None) = (parsed, &self.exit) {
+                    self.exit = Some(st);
+                }
+            }
+            _ => {}
+        }
+        if want_reply {
+            // Unknown requests (keepalive@openssh.com and friends) get a failure, never silence.
+            let known = matches!(kind, "exit-status" | "exit-signal");
+            let m = if known {
+                Msg::ChannelSuccess { recipient: self.remote_id }
+            } else {
+                Msg::ChannelFailure { recipient: self.remote_id }
+            };
+            t.send_msg(&m);
+        }
+        Ok(())
+    }
+
+    /// Give `n` consumed bytes back to the server's window when enough have gathered.
+    fn ack(&mut self, n: u32, t: &mut Transport) {
+        self.unacked = self.unacked.saturating_add(n);
+        if self.unacked >= WINDOW / 4 && !self.close_sent {
+            t.send_msg(&Msg::ChannelWindowAdjust { recipient: self.remote_id, bytes: self.unacked });
+            self.local_window = self.local_window.saturating_add(self.unacked);
+            self.unacked = 0;
+        }
+    }
+
+    // ----- what the application does -----
+
+    /// Bytes the application may send now (the server's window, if the line is free).
+    pub fn writable(&self, t: &Transport) -> usize {
+        if self.state != ChanState::Open || self.eof_sent || !t.can_send() {
+            0
+        } else {
+            self.remote_window as usize
+        }
+    }
+
+    /// Send as much of `data` as the window allows, in chunks within the peer's maximum packet.
+    pub fn send_data(&mut self, data: &[u8], t: &mut Transport) -> usize {
+        let mut sent = 0usize;
+        let chunk_max = self.remote_max_packet.min(MAX_SEND_CHUNK) as usize;
+        while sent < data.len() && self.writable(t) > 0 {
+            let n = (data.len() - sent).min(self.remote_window as usize).min(chunk_max);
+            let chunk = data.get(sent..sent + n).unwrap_or(&[]);
+            t.send_msg(&Msg::ChannelData { recipient: self.remote_id, data: chunk });
+            self.remote_window -= n as u32;
+            sent += n;
+        }
+        sent
+    }
+
+    /// Our side will send no more data (RFC 4254 section 5.3).
+    pub fn send_eof(&mut self, t: &mut Transport) {
+        if !self.eof_sent && !self.close_sent && matches!(self.state, ChanState::Open | ChanState::Requesting) {
+            t.send_msg(&Msg::ChannelEof { recipient: self.remote_id });
+            self.eof_sent = true;
+        }
+    }
+
+    /// Close our side; the channel is done when the server's CLOSE arrives.
+    pub fn close(&mut self, t: &mut Transport) {
+        if self.state == ChanState::Opening {
+            self.close_requested = true; // closed when the confirmation arrives
+            return;
+        }
+        if !self.close_sent {
+            t.send_msg(&Msg::ChannelClose { recipient: self.remote_id });
+            self.close_sent = true;
+        }
+        if self.close_received {
+            self.state = ChanState::Closed;
+        }
+    }
+
+    pub fn stdout_len(&self) -> usize {
+        self.stdout.len()
+    }
+    pub fn stderr_len(&self) -> usize {
+        self.stderr.len()
+    }
+
+    /// Copy buffered remote stdout (or stderr) into `buf`; consumed bytes reopen the window.
+    pub fn read(&mut self, stderr: bool, buf: &mut [u8], t: &mut Transport) -> usize {
+        let q = if stderr { &mut self.stderr } else { &mut self.stdout };
+        let n = buf.len().min(q.len());
+        for (dst, src) in buf.iter_mut().zip(q.drain(..n)) {
+            *dst = src;
+        }
+        self.ack(n as u32, t);
+        n
+    }
+
+    /// Throw away buffered output (the application stopped reading) and keep the window open so
+    /// the remote command is not stuck (OpenSSH's "fake consumption").
+    pub fn discard(&mut self, stderr: bool, t: &mut Transport) {
+        let n = if stderr { self.stderr.len() } else { self.stdout.len() };
+        if stderr {
+            self.stderr.clear();
+        } else {
+            self.stdout.clear();
+        }
+        self.ack(n as u32, t);
+    }
+
+    pub fn remote_id(&self) -> u32 {
+        self.remote_id
+    }
+}
+
+fn short(m: &Msg<'_>) -> String {
+    let s = format!("{m:?}");
+    s.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("message").to_string()
+}

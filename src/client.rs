@@ -1,0 +1,365 @@
+//! The sans-IO client: the transport (RFC 4253), then user authentication (RFC 4252) on the
+//! `ssh-userauth` service (RFC 4253 section 10), then session channels and the connection
+//! protocol's global messages (RFC 4254 sections 4, 5). Bytes in through `handle_input`, bytes
+//! out through `output`/`consume_output`, events out through `poll_event`; `now` and the random
+//! generator are passed in. The blocking runtime and the C API both drive this one type.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::algs::Preferences;
+use crate::auth::{Auth, Credential, Outcome};
+use crate::channel::{ChanState, Channel, ChannelEvent, ExitStatus};
+use crate::error::Error;
+use crate::gate::Service;
+use crate::msg::Msg;
+use crate::random::Random;
+use crate::transport::{Event as TEvent, HostKeyCheck, RekeyLimits, Transport};
+
+/// Everything the core needs to know to connect and authenticate.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub user: String,
+    /// Tried in order (the eCos API's order: DSA key, RSA key, password).
+    pub credentials: Vec<Credential>,
+    pub host_key_check: HostKeyCheck,
+    pub prefs: Preferences,
+    pub rekey: RekeyLimits,
+    /// Accept a server that lets us in with the "none" method.
+    pub allow_none_auth: bool,
+}
+
+impl ClientConfig {
+    pub fn new(user: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            user: user.into(),
+            credentials: Vec::new(),
+            host_key_check: HostKeyCheck::default(),
+            prefs: Preferences::default(),
+            rekey: RekeyLimits::default(),
+            allow_none_auth: true,
+        }
+    }
+}
+
+/// A channel's identity inside one client.
+pub type ChannelId = u32;
+
+/// What the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Authentication succeeded: channels may be opened.
+    Authenticated,
+    Channel(ChannelId, ChannelEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Handshake,
+    Authenticating,
+    Connected,
+    /// A fatal error happened or we disconnected; see `error()`.
+    Dead,
+}
+
+/// Most channels one client keeps at once.
+const MAX_CHANNELS: usize = 64;
+
+pub struct Client {
+    t: Transport,
+    auth: Auth,
+    phase: Phase,
+    channels: Vec<Channel>,
+    next_id: u32,
+    scratch: Vec<u8>,
+    events: VecDeque<Event>,
+    error: Option<Error>,
+    /// Global requests of ours (keepalive) waiting for an answer.
+    pending_global: u32,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig, rng: Box<dyn Random>, now: Instant) -> Client {
+        let mut auth = Auth::new(config.user, config.credentials);
+        auth.allow_none = config.allow_none_auth;
+        Client {
+            t: Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now),
+            auth,
+            phase: Phase::Handshake,
+            channels: Vec::new(),
+            next_id: 0,
+            scratch: Vec::with_capacity(MAX_SCRATCH),
+            events: VecDeque::new(),
+            error: None,
+            pending_global: 0,
+        }
+    }
+
+    // ----- state -----
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+    pub fn transport(&self) -> &Transport {
+        &self.t
+    }
+    /// The server's USERAUTH_BANNER text, sanitized.
+    pub fn banner(&self) -> &str {
+        self.auth.banner()
+    }
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ----- bytes in and out -----
+
+    pub fn output(&self) -> &[u8] {
+        self.t.output()
+    }
+    pub fn consume_output(&mut self, n: usize) {
+        self.t.consume_output(n)
+    }
+    pub fn output_len(&self) -> usize {
+        self.t.output_len()
+    }
+
+    /// Feed bytes from the network. On a fatal error the client sends DISCONNECT (in `output`),
+    /// enters `Phase::Dead` and returns the error (also kept in `error()`).
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.t.receive(data);
+        let r = self.process(now);
+        self.fail_on(r)
+    }
+
+    /// Periodic work: rekey when a limit is reached.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase != Phase::Dead {
+            self.t.maybe_rekey(now);
+        }
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.t.next_timer()
+    }
+
+    /// Record a fatal error that happened outside the core (I/O, timeout, peer closed).
+    pub fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        self.phase = Phase::Dead;
+    }
+
+    fn fail_on(&mut self, r: Result<(), Error>) -> Result<(), Error> {
+        if let Err(e) = r {
+            if self.phase != Phase::Dead {
+                let text = e.to_string();
+                self.t.disconnect(e.disconnect_reason(), text.get(..text.len().min(200)).unwrap_or(""));
+            }
+            self.fail(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Politely end the connection (DISCONNECT "by application", RFC 4253 section 11.1).
+    pub fn disconnect(&mut self) {
+        if self.phase != Phase::Dead {
+            self.t.disconnect(11, "disconnected by application");
+            self.fail(Error::ConnectionClosed("disconnected by application".into()));
+        }
+    }
+
+    fn process(&mut self, now: Instant) -> Result<(), Error> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.process_inner(now, &mut scratch);
+        if scratch.capacity() > MAX_SCRATCH {
+            scratch = Vec::with_capacity(MAX_SCRATCH);
+        }
+        self.scratch = scratch;
+        r
+    }
+
+    fn process_inner(&mut self, now: Instant, scratch: &mut Vec<u8>) -> Result<(), Error> {
+        while let Some(ev) = self.t.poll(now, scratch)? {
+            match ev {
+                TEvent::KexDone { first: true } => {
+                    self.t.send_msg(&Msg::ServiceRequest { name: "ssh-userauth" });
+                    self.t.set_service(Service::Requested);
+                }
+                TEvent::KexDone { first: false } => {}
+                TEvent::Payload { seq } => self.dispatch(scratch, seq)?,
+            }
+        }
+        self.t.maybe_rekey(now);
+        Ok(())
+    }
+
+    fn dispatch(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
+        let m = Msg::decode(payload)?;
+        match m {
+            Msg::ServiceAccept { name } => {
+                if name != "ssh-userauth" {
+                    return Err(Error::protocol(format!("SERVICE_ACCEPT for {name:?}")));
+                }
+                self.phase = Phase::Authenticating;
+                self.t.set_service(Service::Auth);
+                self.auth.start(&mut self.t);
+                Ok(())
+            }
+            Msg::UserauthSuccess | Msg::UserauthFailure { .. } | Msg::UserauthBanner { .. } | Msg::Userauth60 { .. } => {
+                if self.auth.handle(m, &mut self.t)? == Outcome::Success {
+                    self.phase = Phase::Connected;
+                    self.t.set_service(Service::Connected);
+                    self.events.push_back(Event::Authenticated);
+                }
+                Ok(())
+            }
+            Msg::GlobalRequest { want_reply, .. } => {
+                // We offer no global services: keepalive@openssh.com, hostkeys-00@openssh.com and
+                // the rest get a failure when they ask for an answer (RFC 4254 section 4).
+                if want_reply {
+                    self.t.send_msg(&Msg::RequestFailure);
+                }
+                Ok(())
+            }
+            Msg::RequestSuccess { .. } | Msg::RequestFailure => {
+                self.pending_global = self.pending_global.saturating_sub(1);
+                Ok(())
+            }
+            Msg::ChannelOpen { sender, .. } => {
+                // Server-initiated channels (x11, agent, forwarded-tcpip) are not offered.
+                self.t.send_msg(&Msg::ChannelOpenFailure {
+                    recipient: sender,
+                    reason: 1,
+                    description: b"not supported by this client",
+                });
+                Ok(())
+            }
+            Msg::ChannelOpenConfirmation { recipient, .. }
+            | Msg::ChannelOpenFailure { recipient, .. }
+            | Msg::ChannelWindowAdjust { recipient, .. }
+            | Msg::ChannelData { recipient, .. }
+            | Msg::ChannelExtendedData { recipient, .. }
+            | Msg::ChannelEof { recipient }
+            | Msg::ChannelClose { recipient }
+            | Msg::ChannelRequest { recipient, .. }
+            | Msg::ChannelSuccess { recipient }
+            | Msg::ChannelFailure { recipient } => {
+                let ch = self
+                    .channels
+                    .iter_mut()
+                    .find(|c| c.local_id == recipient)
+                    .ok_or_else(|| Error::protocol(format!("message for unknown channel {recipient}")))?;
+                if let Some(ev) = ch.handle(m, &mut self.t)? {
+                    self.events.push_back(Event::Channel(recipient, ev));
+                }
+                Ok(())
+            }
+            Msg::Unknown { .. } => {
+                self.t.send_msg(&Msg::Unimplemented { seq });
+                Ok(())
+            }
+            _ => Err(Error::protocol(format!("unexpected message {}", payload.first().copied().unwrap_or(0)))),
+        }
+    }
+
+    // ----- channels -----
+
+    /// Open a session channel running `command` (None: a shell). `Event::Channel(id, Started)`
+    /// follows when the server accepts the command.
+    pub fn open_session(&mut self, command: Option<&str>) -> Result<ChannelId, Error> {
+        if self.phase != Phase::Connected {
+            return Err(self.error.clone().unwrap_or_else(|| Error::bad_argument("not authenticated yet")));
+        }
+        self.channels.retain(|c| c.state != ChanState::Closed);
+        if self.channels.len() >= MAX_CHANNELS {
+            return Err(Error::bad_argument("too many open channels"));
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let ch = Channel::open(id, command.map(str::to_string), &mut self.t);
+        self.channels.push(ch);
+        Ok(id)
+    }
+
+    pub fn channel(&self, id: ChannelId) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.local_id == id)
+    }
+
+    fn channel_mut(&mut self, id: ChannelId) -> Option<(&mut Channel, &mut Transport)> {
+        let t = &mut self.t;
+        self.channels.iter_mut().find(|c| c.local_id == id).map(|c| (c, t))
+    }
+
+    /// How many bytes `send_data` would accept now.
+    pub fn writable(&self, id: ChannelId) -> usize {
+        if self.phase == Phase::Dead {
+            return 0;
+        }
+        self.channel(id).map_or(0, |c| c.writable(&self.t))
+    }
+
+    pub fn send_data(&mut self, id: ChannelId, data: &[u8]) -> usize {
+        if self.phase == Phase::Dead {
+            return 0;
+        }
+        self.channel_mut(id).map_or(0, |(c, t)| c.send_data(data, t))
+    }
+
+    pub fn send_eof(&mut self, id: ChannelId) {
+        if self.phase != Phase::Dead {
+            if let Some((c, t)) = self.channel_mut(id) {
+                c.send_eof(t);
+            }
+        }
+    }
+
+    pub fn close_channel(&mut self, id: ChannelId) {
+        if self.phase != Phase::Dead {
+            if let Some((c, t)) = self.channel_mut(id) {
+                c.close(t);
+            }
+        }
+    }
+
+    /// Copy remote stdout (or stderr) into `buf`.
+    pub fn read(&mut self, id: ChannelId, stderr: bool, buf: &mut [u8]) -> usize {
+        // After a fatal error what arrived is still handed out; a WINDOW_ADJUST queued then is
+        // never sent.
+        self.channel_mut(id).map_or(0, |(c, t)| c.read(stderr, buf, t))
+    }
+
+    pub fn discard(&mut self, id: ChannelId, stderr: bool) {
+        if let Some((c, t)) = self.channel_mut(id) {
+            c.discard(stderr, t);
+        }
+    }
+
+    pub fn exit_status(&self, id: ChannelId) -> Option<&ExitStatus> {
+        self.channel(id).and_then(|c| c.exit.as_ref())
+    }
+
+    /// Keepalives sent and not yet answered.
+    pub fn pending_keepalives(&self) -> u32 {
+        self.pending_global
+    }
+
+    /// Send keepalive@openssh.com as a global request wanting a reply (any reply proves the
+    /// server alive). Returns how many are unanswered, this one included.
+    pub fn send_keepalive(&mut self) -> u32 {
+        if self.phase == Phase::Connected {
+            self.t.send_msg(&Msg::GlobalRequest { name: "keepalive@openssh.com", want_reply: true, data: &[] });
+            self.pending_global = self.pending_global.saturating_add(1);
+        }
+        self.pending_global
+    }
+}
+
+const MAX_SCRATCH: usize = 64 * 1024;

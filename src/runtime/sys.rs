@@ -1,0 +1,88 @@
+//! The operating-system edge: poll(2) with EINTR retry, signal masking for worker threads,
+//! and the OS random generator. The only `unsafe` outside `ffi/` lives here.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use crate::random::Random;
+
+/// Readiness of one descriptor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready {
+    pub read: bool,
+    pub write: bool,
+    /// Error or hang-up.
+    pub hup: bool,
+}
+
+/// Wait until one of `fds` (descriptor, want-read, want-write) is ready or `deadline` passes.
+/// Returns the readiness of each, in order. EINTR is retried with the remaining time.
+pub fn poll(fds: &[(RawFd, bool, bool)], deadline: Option<Instant>) -> io::Result<Vec<Ready>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, r, w)| libc::pollfd {
+            fd,
+            events: (if r { libc::POLLIN } else { 0 }) | (if w { libc::POLLOUT } else { 0 }),
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so we do not wake just before the deadline and spin.
+                let ms = left.as_millis().saturating_add(u128::from(left.subsec_nanos() % 1_000_000 != 0));
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        // SAFETY: `pfds` is a valid, exclusively borrowed array of `pfds.len()` pollfd structs
+        // for the duration of the call.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(pfds
+            .iter()
+            .map(|p| Ready {
+                read: p.revents & libc::POLLIN != 0,
+                write: p.revents & libc::POLLOUT != 0,
+                hup: p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0,
+            })
+            .collect());
+    }
+}
+
+/// Block asynchronous signals in the calling (worker) thread so the application's handlers run
+/// on its own threads, and SIGPIPE can never be delivered here.
+pub fn block_signals_in_this_thread() {
+    // SAFETY: `set` is a local sigset_t initialised by sigfillset before use; pthread_sigmask
+    // only changes the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGABRT] {
+            libc::sigdelset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Randomness from the kernel (getrandom(2)): fork-safe, no user-space state.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // The kernel's generator does not fail once seeded; retry rather than hand out zeros.
+        while getrandom::getrandom(buf).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! The SSH transport layer, RFC 4253 sections 4-11, sans-IO: identification exchange, binary
+//! packets with sequence numbers, algorithm negotiation, key exchange, NEWKEYS, rekeying (section
+//! 9: by the server at any time, by us after 1 GiB, 1 hour or 2^31 packets), EXT_INFO
+//! (RFC 8308) and strict key exchange (OpenSSH PROTOCOL section 1.10, CVE-2023-48795).
+//!
+//! Bytes come in through `receive`, go out through `take_output`; payloads for the layers above
+//! come out of `poll`. Time (`now`) and randomness are passed in.
+
+pub mod ident;
+pub mod negotiate;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::algs::{Preferences, SigAlg};
+use crate::cipher::{DirectionKeys, Opened, Opener, Sealer};
+use crate::error::{sanitize, Error};
+use crate::gate::{gate, GateState, KexStage, Service, Verdict};
+use crate::kex::{derive_key, exchange_hash, HashInput, KexPending};
+use crate::keys::PublicKey;
+use crate::msg::{self, Msg};
+use crate::random::Random;
+use ident::{IdentReader, IdentResult, CLIENT_IDENT};
+pub use negotiate::Negotiated;
+use negotiate::{client_kexinit, negotiate, server_guess_wrong, STRICT_S};
+
+/// Rekey limits (RFC 4253 section 9, RFC 4344 section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RekeyLimits {
+    pub bytes: u64,
+    pub time: Duration,
+    pub packets: u32,
+}
+
+impl Default for RekeyLimits {
+    fn default() -> Self {
+        RekeyLimits { bytes: 1 << 30, time: Duration::from_secs(3600), packets: 1 << 31 }
+    }
+}
+
+/// How the server's host key is checked.
+#[derive(Debug, Clone, Default)]
+pub struct HostKeyCheck {
+    /// Accept only these keys; empty accepts any key (the eCos API's documented behaviour when
+    /// no host key is given).
+    pub pinned: Vec<PublicKey>,
+}
+
+impl HostKeyCheck {
+    fn check(&self, offered: &PublicKey) -> Result<(), Error> {
+        if self.pinned.is_empty() || self.pinned.iter().any(|k| k == offered) {
+            return Ok(());
+        }
+        let expected: Vec<String> =
+            self.pinned.iter().map(|k| format!("{} {}", k.key_type(), k.fingerprint())).collect();
+        Err(Error::HostKeyRejected(format!(
+            "host key mismatch: server offered {} {}, expected {}",
+            offered.key_type(),
+            offered.fingerprint(),
+            expected.join(" or ")
+        )))
+    }
+}
+
+/// What `poll` hands upward.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A payload for the layers above is in the scratch buffer; `seq` is its sequence number.
+    Payload { seq: u32 },
+    /// A key exchange finished (the first one: keys are in place, authentication may start).
+    KexDone { first: bool },
+}
+
+enum KexState {
+    Idle,
+    /// We sent KEXINIT (payload kept for the exchange hash).
+    SentInit { ours: Vec<u8> },
+    AwaitReply { ours: Vec<u8>, theirs: Vec<u8>, negotiated: Negotiated, pending: KexPending },
+    AwaitNewKeys { rx: DirectionKeys, negotiated: Negotiated },
+}
+
+impl KexState {
+    fn stage(&self) -> KexStage {
+        match self {
+            KexState::Idle => KexStage::Idle,
+            KexState::SentInit { .. } => KexStage::AwaitKexInit,
+            KexState::AwaitReply { .. } => KexStage::AwaitReply,
+            KexState::AwaitNewKeys { .. } => KexStage::AwaitNewKeys,
+        }
+    }
+}
+
+pub struct Transport {
+    prefs: Preferences,
+    host_key_check: HostKeyCheck,
+    limits: RekeyLimits,
+    rng: Box<dyn Random>,
+
+    ident: Option<IdentReader>,
+    server_ident: Vec<u8>,
+    inbuf: Vec<u8>,
+    in_start: usize,
+    out: Vec<u8>,
+
+    opener: Opener,
+    sealer: Sealer,
+    rx_seq: u32,
+    tx_seq: u32,
+
+    kex: KexState,
+    /// Set once the first NEWKEYS has been received.
+    keys_in_place: bool,
+    strict: bool,
+    /// Our first KEXINIT went out; later ones carry no pseudo-algorithms.
+    sent_first_kexinit: bool,
+    ignore_next_kex_packet: bool,
+    session_id: Option<Vec<u8>>,
+    host_key: Option<PublicKey>,
+    negotiated: Option<Negotiated>,
+    queued: VecDeque<Vec<u8>>,
+    service: Service,
+
+    since_kex_bytes: u64,
+    since_kex_packets_tx: u32,
+    since_kex_packets_rx: u32,
+    kex_started_at: Instant,
+    kex_count: u32,
+    strict_seen: bool,
+    server_sig_algs: Option<Vec<String>>,
+}
+
+impl Transport {
+    pub fn new(
+        prefs: Preferences,
+        host_key_check: HostKeyCheck,
+        limits: RekeyLimits,
+        rng: Box<dyn Random>,
+        now: Instant,
+    ) -> Transport {
+        let mut prefs = prefs;
+        // Pinned key types go first, so that the server presents the key we can check.
+        if !host_key_check.pinned.is_empty() {
+            let pinned_types: Vec<String> = host_key_check.pinned.iter().map(|k| k.key_type().to_string()).collect();
+            prefs.host_key.sort_by_key(|a| !pinned_types.iter().any(|t| t == a.key_type()));
+        }
+        let mut t = Transport {
+            prefs,
+            host_key_check,
+            limits,
+            rng,
+            ident: Some(IdentReader::default()),
+            server_ident: Vec::new(),
+            inbuf: Vec::new(),
+            in_start: 0,
+            out: Vec::with_capacity(4096),
+            opener: Opener::plaintext(),
+            sealer: Sealer::plaintext(),
+            rx_seq: 0,
+            tx_seq: 0,
+            kex: KexState::Idle,
+            keys_in_place: false,
+            strict: false,
+            sent_first_kexinit: false,
+            ignore_next_kex_packet: false,
+            session_id: None,
+            host_key: None,
+            negotiated: None,
+            queued: VecDeque::new(),
+            service: Service::Requested,
+            since_kex_bytes: 0,
+            since_kex_packets_tx: 0,
+            since_kex_packets_rx: 0,
+            kex_started_at: now,
+            kex_count: 0,
+            strict_seen: false,
+            server_sig_algs: None,
+        };
+        t.out.extend_from_slice(CLIENT_IDENT.as_bytes());
+        t.out.extend_from_slice(b"\r\n");
+        t.send_kexinit();
+        t
+    }
+
+    // ----- getters -----
+
+    pub fn server_ident(&self) -> &[u8] {
+        &self.server_ident
+    }
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+    pub fn strict_kex(&self) -> bool {
+        self.strict_seen
+    }
+    pub fn session_id(&self) -> Option<&[u8]> {
+        self.session_id.as_deref()
+    }
+    pub fn host_key(&self) -> Option<&PublicKey> {
+        self.host_key.as_ref()
+    }
+    pub fn server_sig_algs(&self) -> Option<&[String]> {
+        self.server_sig_algs.as_deref()
+    }
+    /// Completed key exchanges, the first included.
+    pub fn kex_count(&self) -> u32 {
+        self.kex_count
+    }
+    pub fn set_service(&mut self, s: Service) {
+        self.service = s;
+    }
+    pub fn service(&self) -> Service {
+        self.service
+    }
+    /// Whether upper-layer messages go out now rather than being queued (no exchange is
+    /// waiting for our NEWKEYS).
+    pub fn can_send(&self) -> bool {
+        matches!(self.kex, KexState::Idle | KexState::AwaitNewKeys { .. }) && self.keys_in_place_tx()
+    }
+    fn keys_in_place_tx(&self) -> bool {
+        self.session_id.is_some()
+    }
+    /// Random bytes from the transport's generator (for the layers above: signatures).
+    pub fn rng(&mut self) -> &mut dyn Random {
+        self.rng.as_mut()
+    }
+
+    // ----- output -----
+
+    /// Bytes waiting to go to the network.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+    pub fn consume_output(&mut self, n: usize) {
+        let n = n.min(self.out.len());
+        self.out.drain(..n);
+    }
+    pub fn output_len(&self) -> usize {
+        self.out.len()
+    }
+
+    fn seal(&mut self, payload: &[u8]) {
+        self.sealer.seal(self.tx_seq, payload, self.rng.as_mut(), &mut self.out);
+        self.tx_seq = self.tx_seq.wrapping_add(1);
+        self.since_kex_packets_tx = self.since_kex_packets_tx.saturating_add(1);
+        self.since_kex_bytes = self.since_kex_bytes.saturating_add(payload.len() as u64);
+    }
+
+    /// Send a payload from the layers above: straight out, or queued while a key exchange needs
+    /// the line (RFC 4253 section 7.1). The queue holds control messages only: channel data is
+    /// produced only when `can_send()`.
+    pub fn send(&mut self, payload: &[u8]) {
+        let transport_msg = payload.first().map_or(false, |&n| matches!(n, 1..=4 | 20..=49));
+        if transport_msg || (self.can_send() && self.queued.is_empty()) {
+            self.seal(payload);
+        } else {
+            self.queued.push_back(payload.to_vec());
+        }
+    }
+
+    pub fn send_msg(&mut self, m: &Msg<'_>) {
+        let payload = m.encode();
+        self.send(&payload);
+    }
+
+    fn flush_queue(&mut self) {
+        while self.can_send() {
+            let Some(p) = self.queued.pop_front() else { break };
+            self.seal(&p);
+        }
+    }
+
+    /// Send DISCONNECT (best effort: the caller closes the connection after writing it).
+    pub fn disconnect(&mut self, reason: u32, text: &str) {
+        self.seal(&Msg::Disconnect { reason, description: text.as_bytes() }.encode());
+    }
+
+    fn send_kexinit(&mut self) {
+        let mut cookie = [0u8; 16];
+        self.rng.fill(&mut cookie);
+        let first = !self.sent_first_kexinit;
+        let k = client_kexinit(&self.prefs, cookie, first);
+        let payload = Msg::KexInit(Box::new(k)).encode();
+        self.sent_first_kexinit = true;
+        self.seal(&payload);
+        self.kex = KexState::SentInit { ours: payload };
+    }
+
+    // ----- timers and rekeying -----
+
+    /// Start a key re-exchange if a limit is reached (called by the client after each batch).
+    pub fn maybe_rekey(&mut self, now: Instant) {
+        if !matches!(self.kex, KexState::Idle) || !self.keys_in_place {
+            return;
+        }
+        let due = self.since_kex_bytes >= self.limits.bytes
+            || now.saturating_duration_since(self.kex_started_at) >= self.limits.time
+            || self.since_kex_packets_tx >= self.limits.packets
+            || self.since_kex_packets_rx >= self.limits.packets;
+        if due {
+            self.send_kexinit();
+        }
+    }
+
+    /// When `maybe_rekey` next needs to run for the time limit.
+    pub fn next_timer(&self) -> Option<Instant> {
+        if self.keys_in_place {
+            self.kex_started_at.checked_add(self.limits.time)
+        } else {
+            None
+        }
+    }
+
+    // ----- input -----
+
+    /// Append bytes received from the network.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.in_start > 0 && (self.in_start >= self.inbuf.len() / 2 || self.in_start > 1 << 20) {
+            self.inbuf.drain(..self.in_start);
+            self.in_start = 0;
+        }
+        self.inbuf.extend_from_slice(data);
+    }
+
+    /// Bytes received and not yet turned into packets.
+    pub fn buffered_input(&self) -> usize {
+        self.inbuf.len().saturating_sub(self.in_start)
+    }
+
+    fn gate_state(&self) -> GateState {
+        GateState { kex: self.kex.stage(), initial: !self.keys_in_place, strict: self.strict, service: self.service }
+    }
+
+    /// Process input until a payload for the layers above (copied into `scratch`) or a
+    /// key-exchange milestone is ready; `Ok(None)` when more input is needed.
+    pub fn poll(&mut self, now: Instant, scratch: &mut Vec<u8>) -> Result<Option<Event>, Error> {
+        if let Some(reader) = self.ident.as_mut() {
+            let avail = self.inbuf.get(self.in_start..).unwrap_or(&[]);
+            let (res, used) = reader.feed(avail)?;
+            self.in_start += used;
+            match res {
+                IdentResult::NeedMore => return Ok(None),
+                IdentResult::Done { ident, .. } => {
+                    self.server_ident = ident;
+                    self.ident = None;
+                }
+            }
+        }
+        loop {
+            let input = self.inbuf.get_mut(self.in_start..).unwrap_or_default();
+            let (consumed, range) = match self.opener.open(self.rx_seq, input)? {
+                Opened::NeedMore(_) => return Ok(None),
+                Opened::Packet { consumed, payload } => (consumed, payload),
+            };
+            let start = self.in_start;
+            self.in_start += consumed;
+            let seq = self.rx_seq;
+            if !self.keys_in_place && seq == u32::MAX {
+                return Err(Error::protocol("sequence number wrapped during the initial key exchange"));
+            }
+            self.rx_seq = self.rx_seq.wrapping_add(1);
+            self.since_kex_packets_rx = self.since_kex_packets_rx.saturating_add(1);
+            scratch.clear();
+            scratch.extend_from_slice(
+                self.inbuf.get(start + range.start..start + range.end).ok_or_else(|| Error::internal("payload range"))?,
+            );
+            self.since_kex_bytes = self.since_kex_bytes.saturating_add(scratch.len() as u64);
+            let n = scratch.first().copied().ok_or_else(|| Error::protocol("empty packet payload"))?;
+            match gate(&self.gate_state(), n) {
+                Verdict::Reject(e) => return Err(e),
+                Verdict::Ignore => continue,
+                Verdict::Unimplemented => {
+                    self.seal(&Msg::Unimplemented { seq }.encode());
+                    continue;
+                }
+                Verdict::Accept => {}
+            }
+            if let Some(ev) = self.handle_transport(n, seq, scratch, now)? {
+                return Ok(Some(ev));
+            }
+        }
+    }
+
+    /// Handle a transport-layer message; anything else is returned upward.
+    fn handle_transport(&mut self, n: u8, seq: u32, payload: &[u8], now: Instant) -> Result<Option<Event>, Error> {
+        match n {
+            msg::IGNORE | msg::DEBUG | msg::UNIMPLEMENTED | msg::DISCONNECT | msg::EXT_INFO => {
+                match Msg::decode(payload)? {
+                    Msg::Disconnect { reason, description } => {
+                        Err(Error::Disconnected { reason, description: sanitize(description) })
+                    }
+                    Msg::ExtInfo { extensions } => {
+                        for (name, value) in extensions {
+                            if name == "server-sig-algs" {
+                                let list = String::from_utf8_lossy(value);
+                                self.server_sig_algs =
+                                    Some(list.split(',').take(128).map(|s| s.chars().take(64).collect()).collect());
+                            }
+                        }
+                        Ok(None)
+                    }
+                    _ => Ok(None),
+                }
+            }
+            msg::KEXINIT => self.on_kexinit(seq, payload).map(|()| None),
+            msg::KEX_REPLY => self.on_kex_reply(payload).map(|()| None),
+            msg::NEWKEYS => self.on_newkeys(payload, now).map(Some),
+            _ => Ok(Some(Event::Payload { seq })),
+        }
+    }
+
+    fn on_kexinit(&mut self, seq: u32, payload: &[u8]) -> Result<(), Error> {
+        let Msg::KexInit(theirs) = Msg::decode(payload)? else {
+            return Err(Error::internal("KEXINIT decode"));
+        };
+        let first = !self.keys_in_place && self.session_id.is_none();
+        if first {
+            // The marker counts in the server's first KEXINIT only (PROTOCOL 1.10).
+            self.strict = theirs.kex.contains(&STRICT_S);
+            self.strict_seen = self.strict;
+            if self.strict && seq != 0 {
+                return Err(Error::StrictKex(format!("server KEXINIT was packet {seq}, not the first")));
+            }
+        }
+        if matches!(self.kex, KexState::Idle) {
+            // Server-initiated re-exchange: answer with our KEXINIT.
+            self.send_kexinit();
+        }
+        let ours = match std::mem::replace(&mut self.kex, KexState::Idle) {
+            KexState::SentInit { ours } => ours,
+            _ => return Err(Error::internal("KEXINIT in wrong state")),
+        };
+        let negotiated = negotiate(&self.prefs, &theirs)?;
+        if theirs.first_kex_follows && server_guess_wrong(&theirs, &negotiated) {
+            self.ignore_next_kex_packet = true;
+        }
+        let pending = KexPending::start(negotiated.kex, self.rng.as_mut())?;
+        self.seal(&Msg::KexInitValue { value: &pending.client_value }.encode());
+        self.kex = KexState::AwaitReply { ours, theirs: payload.to_vec(), negotiated, pending };
+        Ok(())
+    }
+
+    fn on_kex_reply(&mut self, payload: &[u8]) -> Result<(), Error> {
+        if self.ignore_next_kex_packet {
+            self.ignore_next_kex_packet = false;
+            return Ok(());
+        }
+        let Msg::KexReply { host_key, value, signature } = Msg::decode(payload)? else {
+            return Err(Error::internal("KEX_REPLY decode"));
+        };
+        let KexState::AwaitReply { ours, theirs, negotiated, pending } = std::mem::replace(&mut self.kex, KexState::Idle)
+        else {
+            return Err(Error::internal("KEX_REPLY in wrong state"));
+        };
+        let key = PublicKey::from_blob(host_key)
+            .map_err(|e| Error::HostKeyRejected(format!("server host key unusable: {e}")))?;
+        if key.key_type() != negotiated.host_key.key_type() {
+            return Err(Error::protocol(format!(
+                "server sent a {} host key for negotiated algorithm {}",
+                key.key_type(),
+                negotiated.host_key
+            )));
+        }
+        match &self.host_key {
+            Some(first) if *first != key => {
+                return Err(Error::HostKeyRejected(format!(
+                    "host key changed during re-exchange: was {}, now {}",
+                    first.fingerprint(),
+                    key.fingerprint()
+                )))
+            }
+            _ => self.host_key_check.check(&key)?,
+        }
+        let client_value = pending.client_value.clone();
+        let k = pending.finish(value)?;
+        let h = exchange_hash(
+            negotiated.kex,
+            &HashInput {
+                client_ident: CLIENT_IDENT.as_bytes(),
+                server_ident: &self.server_ident,
+                client_kexinit: &ours,
+                server_kexinit: &theirs,
+                host_key,
+                client_value: &client_value,
+                server_value: value,
+            },
+            &k,
+        );
+        key.verify(negotiated.host_key, &h, signature)
+            .map_err(|e| Error::crypto(format!("server's exchange-hash signature ({}) is invalid: {e}", negotiated.host_key)))?;
+        if self.host_key.is_none() {
+            self.host_key = Some(key);
+        }
+        let session_id = self.session_id.get_or_insert_with(|| h.clone()).clone();
+        let kx = negotiated.kex;
+        let derive = |letter: u8, len: usize| derive_key(kx, &k, &h, letter, &session_id, len);
+        let tx = DirectionKeys {
+            cipher: negotiated.cipher_c2s,
+            mac: negotiated.mac_c2s,
+            iv: derive(b'A', negotiated.cipher_c2s.iv_len()).to_vec(),
+            key: derive(b'C', negotiated.cipher_c2s.key_len()).to_vec(),
+            mac_key: negotiated.mac_c2s.map(|m| derive(b'E', m.key_len()).to_vec()).unwrap_or_default(),
+        };
+        let rx = DirectionKeys {
+            cipher: negotiated.cipher_s2c,
+            mac: negotiated.mac_s2c,
+            iv: derive(b'B', negotiated.cipher_s2c.iv_len()).to_vec(),
+            key: derive(b'D', negotiated.cipher_s2c.key_len()).to_vec(),
+            mac_key: negotiated.mac_s2c.map(|m| derive(b'F', m.key_len()).to_vec()).unwrap_or_default(),
+        };
+        self.seal(&Msg::NewKeys.encode());
+        self.sealer = Sealer::new(&tx)?;
+        if self.strict {
+            self.tx_seq = 0;
+        }
+        self.since_kex_packets_tx = 0;
+        self.kex = KexState::AwaitNewKeys { rx, negotiated };
+        self.flush_queue();
+        Ok(())
+    }
+
+    fn on_newkeys(&mut self, payload: &[u8], now: Instant) -> Result<Event, Error> {
+        Msg::decode(payload)?;
+        let KexState::AwaitNewKeys { rx, negotiated } = std::mem::replace(&mut self.kex, KexState::Idle) else {
+            return Err(Error::internal("NEWKEYS in wrong state"));
+        };
+        self.opener = Opener::new(&rx)?;
+        if self.strict {
+            self.rx_seq = 0;
+        }
+        let first = !self.keys_in_place;
+        self.keys_in_place = true;
+        self.negotiated = Some(negotiated);
+        self.since_kex_bytes = 0;
+        self.since_kex_packets_rx = 0;
+        self.kex_started_at = now;
+        self.kex_count = self.kex_count.saturating_add(1);
+        self.flush_queue();
+        Ok(Event::KexDone { first })
+    }
+}
+
+/// The signature algorithm to use with a user key of `key_type`, given the server's
+/// `server-sig-algs` (RFC 8308 section 3.1, RFC 8332 section 3.3): the best RSA SHA-2 variant the
+/// server lists; SHA-1 `ssh-rsa` only when it lists nothing better.
+pub fn pick_user_sig_alg(candidates: &[SigAlg], server_sig_algs: Option<&[String]>) -> Vec<SigAlg> {
+    match server_sig_algs {
+        Some(list) => {
+            let listed: Vec<SigAlg> =
+                candidates.iter().copied().filter(|a| list.iter().any(|s| s == a.name())).collect();
+            if listed.is_empty() {
+                // The server's list says nothing about this key type: try in our order.
+                candidates.to_vec()
+            } else {
+                listed
+            }
+        }
+        None => {
+            // No server-sig-algs: an old server; SHA-1 RSA is what it surely speaks.
+            #[cfg(feature = "legacy")]
+            if candidates.contains(&SigAlg::SshRsa) {
+                return vec![SigAlg::SshRsa];
+            }
+            candidates.to_vec()
+        }
+    }
+}
+
+/// The client core moves between threads with its worker.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Transport>();
+};

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod client;
 pub mod cipher;
 pub mod error;
+pub mod ffi;
 pub mod gate;
 pub mod kex;
 pub mod keys;

@@ -2,4 +2,5 @@
 //! generator. `session` is the blocking Rust API; `sys` wraps the system calls.
 
 pub mod session;
+pub mod worker;
 pub mod sys;

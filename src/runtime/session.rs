@@ -255,7 +255,8 @@ impl Session {
         }
     }
 
-    fn start(&mut self, command: Option<&str>) -> Result<Channel<'_>, Error> {
+    /// Open a session channel and wait until the server accepts the command (or shell).
+    pub(crate) fn start_id(&mut self, command: Option<&str>) -> Result<ChannelId, Error> {
         let id = self.client.open_session(command)?;
         let deadline = self.deadline();
         let mut outcome: Option<Result<(), Error>> = None;
@@ -274,10 +275,24 @@ impl Session {
             }
         }
         match outcome {
-            Some(Ok(())) => Ok(Channel { s: self, id, stderr_buf: Vec::new() }),
+            Some(Ok(())) => Ok(id),
             Some(Err(e)) => Err(e),
             None => Err(Error::ChannelRequestFailed("channel closed before the command started".into())),
         }
+    }
+
+    fn start(&mut self, command: Option<&str>) -> Result<Channel<'_>, Error> {
+        let id = self.start_id(command)?;
+        Ok(Channel { s: self, id, stderr_buf: Vec::new() })
+    }
+
+    /// Hand the socket and the core to another driver (the C API's worker thread).
+    pub(crate) fn into_parts(mut self) -> Result<(TcpStream, Client), Error> {
+        let sock = self.sock.try_clone()?;
+        let mut dead = Client::new(ClientConfig::new("-"), Box::new(OsRandom), Instant::now());
+        dead.fail(Error::internal("moved"));
+        let client = std::mem::replace(&mut self.client, dead);
+        Ok((sock, client))
     }
 
     /// Run `command` on the server.

@@ -1,0 +1,329 @@
+//! The drop-in C API of the eCos Dropbear client: `cyg_dropbear_ssh_connect` and
+//! `cyg_dropbear_ssh_close` with the `cyg_dropbear_cli_handle` and `cyg_dropbear_authenticate`
+//! structures exactly as eCos documents them. Every exported body runs inside one panic
+//! boundary; arguments are checked for NULL first; what the caller passes is copied, never
+//! kept. The header `include/dropbear.h` is generated from this file by cbindgen.
+#![allow(unsafe_code)]
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::auth::Credential;
+use crate::error::Error;
+use crate::keys::{PrivateKey, PublicKey};
+use crate::runtime::session::{Config, Session};
+use crate::runtime::worker::{self, CloseMode, Shared, WorkerCtx};
+
+/// Size of `db_error`, terminating NUL included.
+pub const CYG_DROPBEAR_MAX_ERROR: usize = 256;
+
+/// How long `cyg_dropbear_ssh_close(h, 1)` waits for the remote command to exit.
+pub const CLOSE_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One SSH connection, as the eCos API describes it. The application only reads it.
+#[repr(C)]
+pub struct cyg_dropbear_cli_handle {
+    /// Socket: write = remote stdin, read = remote stdout.
+    pub db_stdin_stdout: c_int,
+    /// Socket: read = remote stderr.
+    pub db_stderr: c_int,
+    /// Remote exit code after `cyg_dropbear_ssh_close(h, 1)`: the exit status, 128+N for
+    /// signal N, -1 when the server reported none.
+    pub db_exitcode: c_int,
+    /// NUL-terminated error message after a failure.
+    pub db_error: [c_char; CYG_DROPBEAR_MAX_ERROR],
+    /// Library-private: the connection behind this handle.
+    pub db_private: *mut c_void,
+}
+
+/// Authentication data; only read during `cyg_dropbear_ssh_connect`.
+#[repr(C)]
+pub struct cyg_dropbear_authenticate {
+    pub db_username: *const c_char,
+    pub db_host_rsa_key_pub: *const c_char,
+    pub db_host_dsa_key_pub: *const c_char,
+    pub db_id_rsa: *const c_char,
+    pub db_id_rsa_keylen: c_int,
+    pub db_id_dsa: *const c_char,
+    pub db_id_dsa_keylen: c_int,
+    pub db_password: *const c_char,
+}
+
+// The layout the C side sees; include/dropbear.h asserts the same offsets.
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(cyg_dropbear_cli_handle, db_stdin_stdout) == 0);
+    assert!(offset_of!(cyg_dropbear_cli_handle, db_stderr) == size_of::<c_int>());
+    assert!(offset_of!(cyg_dropbear_cli_handle, db_exitcode) == 2 * size_of::<c_int>());
+    assert!(offset_of!(cyg_dropbear_cli_handle, db_error) == 3 * size_of::<c_int>());
+    assert!(offset_of!(cyg_dropbear_authenticate, db_username) == 0);
+    assert!(offset_of!(cyg_dropbear_authenticate, db_id_rsa_keylen) == 4 * size_of::<*const c_char>());
+    assert!(offset_of!(cyg_dropbear_authenticate, db_password) > offset_of!(cyg_dropbear_authenticate, db_id_dsa_keylen));
+};
+
+/// What `db_private` points to.
+struct Connection {
+    thread: Option<std::thread::JoinHandle<()>>,
+    wake: UnixStream,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// Where `connect` has got to: every resource it made is released on every failure path.
+fn set_error(h: &mut cyg_dropbear_cli_handle, msg: &str) {
+    let bytes = msg.as_bytes();
+    let n = bytes.len().min(CYG_DROPBEAR_MAX_ERROR - 1);
+    for (dst, src) in h.db_error.iter_mut().zip(bytes.iter().take(n)) {
+        // Control characters were escaped upstream; never let a NUL cut the message early.
+        *dst = if *src == 0 { b'?' as c_char } else { *src as c_char };
+    }
+    if let Some(end) = h.db_error.get_mut(n) {
+        *end = 0;
+    }
+}
+
+/// Copy a C string the caller passed, if not NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string valid for the call.
+unsafe fn c_string(p: *const c_char, what: &str) -> Result<Option<String>, Error> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the API contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map(|s| Some(s.to_string())).map_err(|_| Error::bad_argument(format!("{what} is not valid UTF-8")))
+}
+
+/// Copy key bytes: `len` bytes, or up to the NUL when `len` is 0 (key text in a C string).
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes (or a NUL-terminated string when `len` is 0).
+unsafe fn c_bytes(p: *const c_char, len: c_int, what: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, Error> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    if len < 0 {
+        return Err(Error::bad_argument(format!("{what} length is negative")));
+    }
+    let bytes = if len == 0 {
+        // SAFETY: the caller passed a NUL-terminated string (documented for len == 0).
+        unsafe { CStr::from_ptr(p) }.to_bytes()
+    } else {
+        // SAFETY: the caller guarantees `len` readable bytes at `p`.
+        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) }
+    };
+    Ok(Some(zeroize::Zeroizing::new(bytes.to_vec())))
+}
+
+/// Read the address: AF_INET or AF_INET6 only.
+fn socket_addr(ss: &libc::sockaddr_storage) -> Result<SocketAddr, Error> {
+    match c_int::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: ss_family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let sin: &libc::sockaddr_in = unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6: &libc::sockaddr_in6 = unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        other => Err(Error::bad_argument(format!("unsupported address family {other} (need AF_INET or AF_INET6)"))),
+    }
+}
+
+/// Build the connection settings from the C structure (copying everything).
+///
+/// # Safety
+/// `auth` points to a valid structure whose pointers obey the API contract.
+unsafe fn config_from(auth: &cyg_dropbear_authenticate) -> Result<Config, Error> {
+    // SAFETY (all calls below): pointers come from the caller's structure, per the contract.
+    let user = unsafe { c_string(auth.db_username, "db_username") }?
+        .ok_or_else(|| Error::bad_argument("db_username is NULL"))?;
+    if user.is_empty() {
+        return Err(Error::bad_argument("db_username is empty"));
+    }
+    let mut cfg = Config::new(user);
+    for (p, what) in [(auth.db_host_rsa_key_pub, "db_host_rsa_key_pub"), (auth.db_host_dsa_key_pub, "db_host_dsa_key_pub")] {
+        if let Some(line) = unsafe { c_string(p, what) }? {
+            if !line.trim().is_empty() {
+                let key = PublicKey::from_openssh_line(&line).map_err(|e| Error::bad_argument(format!("{what}: {e}")))?;
+                cfg.host_keys.push(key);
+            }
+        }
+    }
+    // The documented order: DSA key, then RSA key, then password.
+    for (p, len, what) in [(auth.db_id_dsa, auth.db_id_dsa_keylen, "db_id_dsa"), (auth.db_id_rsa, auth.db_id_rsa_keylen, "db_id_rsa")] {
+        if let Some(bytes) = unsafe { c_bytes(p, len, what) }? {
+            let key = PrivateKey::from_bytes(&bytes, None).map_err(|e| Error::Key(format!("{what}: {e}")))?;
+            cfg.credentials.push(Credential::key(key));
+        }
+    }
+    if let Some(pw) = unsafe { c_string(auth.db_password, "db_password") }? {
+        cfg.credentials.push(Credential::Password(Arc::new(zeroize::Zeroizing::new(pw))));
+    }
+    Ok(cfg)
+}
+
+/// Everything `connect` does, in the caller's thread until the command runs.
+fn connect_inner(
+    h: &mut cyg_dropbear_cli_handle,
+    addr: &libc::sockaddr_storage,
+    auth: &cyg_dropbear_authenticate,
+    command: *const c_char,
+) -> Result<(), Error> {
+    let addr = socket_addr(addr)?;
+    // SAFETY: `auth` is the caller's valid structure; `command` is NULL or a C string.
+    let cfg = unsafe { config_from(auth) }?;
+    let command = unsafe { c_string(command, "command") }?;
+    let mut session = Session::connect(addr, cfg)?;
+    let channel = session.start_id(command.as_deref())?;
+    let (sock, client) = session.into_parts()?;
+    let (app_io, worker_io) = UnixStream::pair()?;
+    let (app_err, worker_err) = UnixStream::pair()?;
+    let (wake_tx, wake_rx) = UnixStream::pair()?;
+    wake_tx.set_nonblocking(true)?;
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let ctx = WorkerCtx { sock, client, channel, stdio: worker_io, stderr: worker_err, wake: wake_rx, shared: shared.clone() };
+    let guard_shared = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name("sshbridge-worker".into())
+        .spawn(move || {
+            if catch_unwind(AssertUnwindSafe(|| worker::run(ctx))).is_err() {
+                // The worker's sockets were dropped during unwinding: the application sees EOF.
+                let mut sh = guard_shared.lock();
+                sh.error.get_or_insert(Error::internal("worker thread panicked"));
+                sh.finished = true;
+            }
+        })
+        .map_err(|e| Error::internal(format!("cannot start worker thread: {e}")))?;
+    let conn = Box::new(Connection { thread: Some(thread), wake: wake_tx, shared });
+    h.db_stdin_stdout = OwnedFd::from(app_io).into_raw_fd();
+    h.db_stderr = OwnedFd::from(app_err).into_raw_fd();
+    h.db_private = Box::into_raw(conn).cast();
+    Ok(())
+}
+
+/// Connect to `addr`, authenticate with `auth`, and run `command` (NULL: an interactive shell).
+/// Returns 1 with `db_stdin_stdout`/`db_stderr` set once the server accepted the command;
+/// 0 with a message in `db_error` on any failure, leaving no descriptor, thread or memory behind.
+///
+/// # Safety
+/// `handle` points to writable memory for a handle (its contents may be garbage); `addr` and
+/// `auth` point to valid structures; strings are NUL-terminated; `db_id_*` point to
+/// `db_id_*_keylen` bytes (or to a NUL-terminated key text when the length is 0).
+#[no_mangle]
+pub unsafe extern "C" fn cyg_dropbear_ssh_connect(
+    handle: *mut cyg_dropbear_cli_handle,
+    addr: *const libc::sockaddr_storage,
+    auth: *const cyg_dropbear_authenticate,
+    command: *const c_char,
+) -> c_int {
+    if handle.is_null() {
+        return 0;
+    }
+    // SAFETY: non-NULL and points to writable handle memory per the contract; we initialise
+    // every field before reading any.
+    let h = unsafe { &mut *handle };
+    h.db_stdin_stdout = -1;
+    h.db_stderr = -1;
+    h.db_exitcode = -1;
+    h.db_error = [0; CYG_DROPBEAR_MAX_ERROR];
+    h.db_private = std::ptr::null_mut();
+    if addr.is_null() {
+        set_error(h, "bad argument: addr is NULL");
+        return 0;
+    }
+    if auth.is_null() {
+        set_error(h, "bad argument: auth is NULL");
+        return 0;
+    }
+    // SAFETY: both non-NULL and valid per the contract.
+    let (addr, auth) = unsafe { (&*addr, &*auth) };
+    match catch_unwind(AssertUnwindSafe(|| connect_inner(h, addr, auth, command))) {
+        Ok(Ok(())) => 1,
+        Ok(Err(e)) => {
+            set_error(h, &e.to_string());
+            0
+        }
+        Err(_) => {
+            set_error(h, "internal error: panic during connect");
+            0
+        }
+    }
+}
+
+/// End the connection. `wait` non-zero: every byte written to `db_stdin_stdout` before this
+/// call is delivered, then end-of-file; waits (up to 60 s) for the remote command to exit and
+/// sets `db_exitcode`. `wait` zero: returns at once; the worker finishes on its own within a few
+/// seconds. Either way `db_stdin_stdout` and `db_stderr` are closed by this call (the
+/// application must not close them itself) and set to -1.
+///
+/// # Safety
+/// `handle` is NULL or a handle filled by a successful `cyg_dropbear_ssh_connect` (closing it
+/// twice is harmless: the second call does nothing).
+#[no_mangle]
+pub unsafe extern "C" fn cyg_dropbear_ssh_close(handle: *mut cyg_dropbear_cli_handle, wait: c_int) {
+    if handle.is_null() {
+        return;
+    }
+    // SAFETY: non-NULL; a handle that connect filled.
+    let h = unsafe { &mut *handle };
+    let _ = catch_unwind(AssertUnwindSafe(|| close_inner(h, wait != 0)));
+}
+
+fn close_inner(h: &mut cyg_dropbear_cli_handle, wait: bool) {
+    let p = std::mem::replace(&mut h.db_private, std::ptr::null_mut());
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: db_private was made by Box::into_raw in connect and is taken exactly once
+    // (replaced by NULL above).
+    let mut conn = unsafe { Box::from_raw(p.cast::<Connection>()) };
+    {
+        let mut sh = conn.shared.lock();
+        sh.close = Some(if wait { CloseMode::Wait(Instant::now() + CLOSE_WAIT_TIMEOUT) } else { CloseMode::NoWait });
+    }
+    use std::io::Write;
+    let _ = (&conn.wake).write(&[1]);
+    if wait {
+        if let Some(t) = conn.thread.take() {
+            let _ = t.join();
+        }
+        let sh = conn.shared.lock();
+        h.db_exitcode = match &sh.exit {
+            Some(st) => st.shell_code(),
+            None => -1,
+        };
+        if let Some(e) = &sh.error {
+            set_error(h, &e.to_string());
+        }
+    }
+    // Dropping the JoinHandle of a running thread detaches it; it releases its own resources.
+    drop(conn);
+    for fd in [&mut h.db_stdin_stdout, &mut h.db_stderr] {
+        if *fd >= 0 {
+            // SAFETY: these descriptors were created by connect and handed to the application,
+            // which (as documented) does not close them; they are closed exactly once, here.
+            drop(unsafe { OwnedFd::from_raw_fd(*fd) });
+            *fd = -1;
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The per-connection worker thread behind the C API: it bridges one session channel (RFC 4254
+//! section 5.2 data and extended data, 5.3 EOF/CLOSE) to two socketpairs whose other ends the
+//! application reads and writes. One poll() loop over the TCP socket, the worker's socketpair
+//! ends and a wake-up socket; flow control in both directions is the SSH window on one side and
+//! the socket buffers on the other, so memory per connection stays bounded.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::channel::{ChanState, ExitStatus};
+use crate::client::{ChannelId, Client, Phase};
+use crate::error::Error;
+use crate::runtime::sys;
+
+/// Largest chunk moved in one step.
+const CHUNK: usize = 32 * 1024;
+/// Stop reading the application while this much is queued for the network.
+const MAX_QUEUED: usize = 256 * 1024;
+/// After close(h, 0), how long the worker keeps trying to say goodbye.
+const DETACHED_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Deliver everything, send EOF, wait for the command to exit (until the deadline).
+    Wait(Instant),
+    /// Send EOF and CLOSE, disconnect, and go.
+    NoWait,
+}
+
+/// State shared between the application thread and the worker.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub close: Option<CloseMode>,
+    pub exit: Option<ExitStatus>,
+    pub error: Option<Error>,
+    pub finished: bool,
+}
+
+pub struct WorkerCtx {
+    pub sock: TcpStream,
+    pub client: Client,
+    pub channel: ChannelId,
+    pub stdio: UnixStream,
+    pub stderr: UnixStream,
+    pub wake: UnixStream,
+    pub shared: Arc<Mutex<Shared>>,
+}
+
+/// One direction of remote output toward the application.
+struct Outflow {
+    sock: UnixStream,
+    pending: Vec<u8>,
+    pos: usize,
+    /// The application closed its reading end: discard from now on.
+    broken: bool,
+    shut: bool,
+}
+
+impl Outflow {
+    fn new(sock: UnixStream) -> Outflow {
+        Outflow { sock, pending: Vec::with_capacity(CHUNK), pos: 0, broken: false, shut: false }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pos < self.pending.len()
+    }
+
+    /// Move buffered channel output into the socket; returns whether progress was made.
+    fn pump(&mut self, client: &mut Client, id: ChannelId, stderr: bool) -> bool {
+        let mut progress = false;
+        loop {
+            if self.broken {
+                client.discard(id, stderr);
+                self.pending.clear();
+                self.pos = 0;
+                return progress;
+            }
+            if !self.has_pending() {
+                self.pending.resize(CHUNK, 0);
+                let n = client.read(id, stderr, &mut self.pending);
+                self.pending.truncate(n);
+                self.pos = 0;
+                if n == 0 {
+                    return progress;
+                }
+            }
+            match self.sock.write(self.pending.get(self.pos..).unwrap_or_default()) {
+                Ok(n) => {
+                    self.pos += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // EPIPE or similar: nobody reads. Keep the window moving so the remote
+                    // command is not stuck and its exit status still arrives.
+                    self.broken = true;
+                    progress = true;
+                }
+            }
+        }
+    }
+
+    /// Signal end of file to the application once everything is delivered.
+    fn finish(&mut self) {
+        if !self.shut && !self.has_pending() {
+            let _ = self.sock.shutdown(Shutdown::Write);
+            self.shut = true;
+        }
+    }
+}
+
+/// Run the bridge until the application closes the handle. Never panics outward: the caller
+/// wraps it in catch_unwind and turns a panic into an error.
+pub fn run(ctx: WorkerCtx) {
+    sys::block_signals_in_this_thread();
+    let WorkerCtx { mut sock, mut client, channel: id, stdio, stderr, mut wake, shared } = ctx;
+    let _ = sock.set_nonblocking(true);
+    let _ = stdio.set_nonblocking(true);
+    let _ = stderr.set_nonblocking(true);
+    let _ = wake.set_nonblocking(true);
+    let mut out = Outflow::new(stdio);
+    let mut err = Outflow::new(stderr);
+    let mut app_eof = false;
+    let mut net_dead = false;
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut ibuf = vec![0u8; CHUNK];
+    let mut close: Option<CloseMode> = None;
+    let mut detached_deadline: Option<Instant> = None;
+
+    loop {
+        // What the application asked for.
+        {
+            let mut sh = shared.lock();
+            if close.is_none() {
+                close = sh.close;
+                if close.is_some() {
+                    // The application reads no more once it closes the handle: keep the remote
+                    // output flowing into the void so the command can finish.
+                    out.broken = true;
+                    err.broken = true;
+                }
+            }
+            if let Some(st) = client.exit_status(id) {
+                sh.exit.get_or_insert_with(|| st.clone());
+            }
+            if let Some(e) = client.error() {
+                if !matches!(e, Error::ConnectionClosed(m) if m == "disconnected by application") {
+                    sh.error.get_or_insert_with(|| e.clone());
+                }
+            }
+        }
+        // Remote output toward the application.
+        out.pump(&mut client, id, false);
+        err.pump(&mut client, id, true);
+        let ch_done = client.channel(id).map_or(true, |c| c.eof_received || c.state == ChanState::Closed);
+        if ch_done || net_dead {
+            out.finish();
+            err.finish();
+        }
+
+        // Application input toward the server.
+        while !app_eof && !net_dead && client.output_len() < MAX_QUEUED {
+            let room = client.writable(id).min(CHUNK);
+            if room == 0 {
+                break;
+            }
+            match out.sock.read(ibuf.get_mut(..room).unwrap_or_default()) {
+                Ok(0) => {
+                    app_eof = true;
+                    client.send_eof(id);
+                }
+                Ok(n) => {
+                    let sent = client.send_data(id, ibuf.get(..n).unwrap_or_default());
+                    debug_assert_eq!(sent, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if matches!(close, Some(CloseMode::Wait(_))) {
+                        // close() was called after the application's last write, so all of its
+                        // data has now been read: end the remote's stdin.
+                        app_eof = true;
+                        client.send_eof(id);
+                    }
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    app_eof = true;
+                    client.send_eof(id);
+                }
+            }
+        }
+
+        // Network output.
+        if !net_dead {
+            while client.output_len() > 0 {
+                match sock.write(client.output()) {
+                    Ok(0) => {
+                        net_dead = true;
+                        break;
+                    }
+                    Ok(n) => client.consume_output(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        client.fail(Error::ConnectionClosed(format!("write to server failed: {e}")));
+                        net_dead = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if client.phase() == Phase::Dead && client.output_len() == 0 {
+            net_dead = true;
+        }
+
+        let channel_closed = client.channel(id).map_or(true, |c| c.state == ChanState::Closed);
+        let delivered = !out.has_pending() && !err.has_pending();
+        match close {
+            Some(CloseMode::Wait(deadline)) => {
+                let finished = net_dead || (channel_closed && delivered) || (client.channel(id).is_none());
+                if finished {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    shared.lock().error.get_or_insert_with(|| {
+                        Error::Timeout("the remote command did not exit before the close timeout".into())
+                    });
+                    break;
+                }
+            }
+            Some(CloseMode::NoWait) => {
+                let d = *detached_deadline.get_or_insert_with(|| {
+                    client.send_eof(id);
+                    client.close_channel(id);
+                    Instant::now() + DETACHED_GRACE
+                });
+                if net_dead || channel_closed || Instant::now() >= d {
+                    break;
+                }
+            }
+            None => {}
+        }
+
+        // Wait for something to happen.
+        let want_app_read = !app_eof && !net_dead && client.writable(id) > 0 && client.output_len() < MAX_QUEUED;
+        let want_net_write = !net_dead && client.output_len() > 0;
+        let mut fds = vec![(wake.as_raw_fd(), true, false)];
+        if !net_dead {
+            fds.push((sock.as_raw_fd(), true, want_net_write));
+        }
+        fds.push((out.sock.as_raw_fd(), want_app_read, out.has_pending() && !out.broken));
+        fds.push((err.sock.as_raw_fd(), false, err.has_pending() && !err.broken));
+        let mut wake_at = client.next_timeout();
+        for d in [match close {
+            Some(CloseMode::Wait(d)) => Some(d),
+            _ => None,
+        }, detached_deadline] {
+            wake_at = match (wake_at, d) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let ready = match sys::poll(&fds, wake_at) {
+            Ok(r) => r,
+            Err(e) => {
+                shared.lock().error.get_or_insert(Error::from(e));
+                break;
+            }
+        };
+        if ready.first().map_or(false, |r| r.read) {
+            let mut b = [0u8; 64];
+            while matches!(wake.read(&mut b), Ok(n) if n > 0) {}
+        }
+        // An application whose reading end hung up gets no more output.
+        if let Some(r) = ready.get(if net_dead { 1 } else { 2 }) {
+            if r.hup && out.has_pending() {
+                out.broken = true;
+            }
+        }
+        if !net_dead && ready.get(1).map_or(false, |r| r.read || r.hup) {
+            loop {
+                match sock.read(&mut rbuf) {
+                    Ok(0) => {
+                        client.fail(Error::ConnectionClosed("server closed the connection".into()));
+                        net_dead = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let _ = client.handle_input(rbuf.get(..n).unwrap_or_default(), Instant::now());
+                        if n < rbuf.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        client.fail(Error::ConnectionClosed(format!("read from server failed: {e}")));
+                        net_dead = true;
+                        break;
+                    }
+                }
+            }
+        }
+        client.handle_timeout(Instant::now());
+    }
+
+    // Say goodbye politely, bounded.
+    if client.phase() != Phase::Dead {
+        client.close_channel(id);
+        client.disconnect();
+        let _ = sock.set_nonblocking(false);
+        let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = sock.write_all(client.output());
+    }
+    let mut sh = shared.lock();
+    if let Some(st) = client.exit_status(id) {
+        sh.exit.get_or_insert_with(|| st.clone());
+    }
+    sh.finished = true;
+    // Sockets close here, in this thread, exactly once (they are owned values).
+}

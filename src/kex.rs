@@ -123,7 +123,7 @@ impl KexPending {
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
             Secret::Dh { x, p } => {
-                if server_value.first().map_or(false, |b| b & 0x80 != 0) {
+                if server_value.first().is_some_and(|b| b & 0x80 != 0) {
                     return Err(Error::crypto("negative DH value f"));
                 }
                 let f = BigUint::from_bytes_be(server_value);

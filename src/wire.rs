@@ -193,7 +193,7 @@ impl Writer {
     pub fn mpint(&mut self, magnitude: &[u8]) -> &mut Self {
         let skip = magnitude.iter().take_while(|&&x| x == 0).count();
         let m = magnitude.get(skip..).unwrap_or(&[]);
-        let pad = m.first().map_or(false, |&b| b & 0x80 != 0);
+        let pad = m.first().is_some_and(|&b| b & 0x80 != 0);
         let len = m.len() + usize::from(pad);
         self.u32(u32::try_from(len).unwrap_or(u32::MAX));
         if pad {

@@ -224,7 +224,7 @@ impl Session {
             let want_write = self.client.output_len() > 0;
             let ready = sys::poll(&[(self.sock.as_raw_fd(), true, want_write)], wake)?;
             let now = Instant::now();
-            if ready.first().map_or(false, |r| r.read || r.hup) {
+            if ready.first().is_some_and(|r| r.read || r.hup) {
                 match self.sock.read(&mut self.rbuf) {
                     Ok(0) => {
                         let e = Error::ConnectionClosed(format!("server closed the connection during {what}"));
@@ -382,7 +382,7 @@ impl Channel<'_> {
             let r = self.s.run_until(
                 |c| {
                     Self::finished_reading(c, id, stderr)
-                        || (!stderr && c.channel(id).map_or(false, |ch| ch.stderr_len() > 0))
+                        || (!stderr && c.channel(id).is_some_and(|ch| ch.stderr_len() > 0))
                 },
                 deadline,
                 "reading",
@@ -423,7 +423,7 @@ impl Channel<'_> {
             self.s.client.discard(id, true);
             let closed = |c: &Client| {
                 c.channel(id).map_or(true, |ch| ch.state == ChanState::Closed)
-                    || c.channel(id).map_or(false, |ch| ch.stdout_len() > 0 || ch.stderr_len() > 0)
+                    || c.channel(id).is_some_and(|ch| ch.stdout_len() > 0 || ch.stderr_len() > 0)
             };
             self.s.run_until(closed, deadline, "waiting for the command to exit")?;
             if self.state().map_or(true, |c| c.state == ChanState::Closed) {
@@ -503,7 +503,7 @@ impl Write for Channel<'_> {
                     |c| {
                         (c.writable(id) > 0 && c.output_len() < 4 * READ_CHUNK)
                             || gone(c)
-                            || c.channel(id).map_or(false, |ch| ch.stderr_len() > 0)
+                            || c.channel(id).is_some_and(|ch| ch.stderr_len() > 0)
                     },
                     deadline,
                     "writing",

@@ -274,7 +274,7 @@ pub fn run(ctx: WorkerCtx) {
                 break;
             }
         };
-        if ready.first().map_or(false, |r| r.read) {
+        if ready.first().is_some_and(|r| r.read) {
             let mut b = [0u8; 64];
             while matches!(wake.read(&mut b), Ok(n) if n > 0) {}
         }
@@ -284,7 +284,7 @@ pub fn run(ctx: WorkerCtx) {
                 out.broken = true;
             }
         }
-        if !net_dead && ready.get(1).map_or(false, |r| r.read || r.hup) {
+        if !net_dead && ready.get(1).is_some_and(|r| r.read || r.hup) {
             loop {
                 match sock.read(&mut rbuf) {
                     Ok(0) => {

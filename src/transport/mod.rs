@@ -249,7 +249,7 @@ impl Transport {
     /// the line (RFC 4253 section 7.1). The queue holds control messages only: channel data is
     /// produced only when `can_send()`.
     pub fn send(&mut self, payload: &[u8]) {
-        let transport_msg = payload.first().map_or(false, |&n| matches!(n, 1..=4 | 20..=49));
+        let transport_msg = payload.first().is_some_and(|&n| matches!(n, 1..=4 | 20..=49));
         if transport_msg || (self.can_send() && self.queued.is_empty()) {
             self.seal(payload);
         } else {

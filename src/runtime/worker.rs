@@ -133,6 +133,7 @@ pub fn run(ctx: WorkerCtx) {
     let mut ibuf = vec![0u8; CHUNK];
     let mut close: Option<CloseMode> = None;
     let mut detached_deadline: Option<Instant> = None;
+    let (mut wake_gone, mut out_hup, mut err_hup) = (false, false, false);
 
     loop {
         // What the application asked for.
@@ -251,17 +252,21 @@ pub fn run(ctx: WorkerCtx) {
         // Wait for something to happen.
         let want_app_read = !app_eof && !net_dead && client.writable(id) > 0 && client.output_len() < MAX_QUEUED;
         let want_net_write = !net_dead && client.output_len() > 0;
-        let mut fds = vec![(wake.as_raw_fd(), true, false)];
-        if !net_dead {
-            fds.push((sock.as_raw_fd(), true, want_net_write));
-        }
-        fds.push((out.sock.as_raw_fd(), want_app_read, out.has_pending() && !out.broken));
-        fds.push((err.sock.as_raw_fd(), false, err.has_pending() && !err.broken));
+        // Fixed slots; a negative descriptor is ignored by poll(2). A descriptor that hung up
+        // is dropped from the set so it cannot wake us again and again.
+        let slot = |on: bool, fd: i32| if on { fd } else { -1 };
+        let fds = [
+            (slot(!wake_gone, wake.as_raw_fd()), true, false),
+            (slot(!net_dead, sock.as_raw_fd()), true, want_net_write),
+            (slot(!out_hup, out.sock.as_raw_fd()), want_app_read, out.has_pending() && !out.broken),
+            (slot(!err_hup, err.sock.as_raw_fd()), false, err.has_pending() && !err.broken),
+        ];
         let mut wake_at = client.next_timeout();
-        for d in [match close {
+        let close_deadline = match close {
             Some(CloseMode::Wait(d)) => Some(d),
             _ => None,
-        }, detached_deadline] {
+        };
+        for d in [close_deadline, detached_deadline] {
             wake_at = match (wake_at, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -274,17 +279,36 @@ pub fn run(ctx: WorkerCtx) {
                 break;
             }
         };
-        if ready.first().is_some_and(|r| r.read) {
+        let at = |i: usize| ready.get(i).copied().unwrap_or_default();
+        if at(0).read || at(0).hup {
             let mut b = [0u8; 64];
-            while matches!(wake.read(&mut b), Ok(n) if n > 0) {}
-        }
-        // An application whose reading end hung up gets no more output.
-        if let Some(r) = ready.get(if net_dead { 1 } else { 2 }) {
-            if r.hup && out.has_pending() {
-                out.broken = true;
+            loop {
+                match wake.read(&mut b) {
+                    Ok(0) => {
+                        wake_gone = true; // the handle is gone: only the close mode matters now
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
             }
         }
-        if !net_dead && ready.get(1).is_some_and(|r| r.read || r.hup) {
+        // The application closed its end of a socketpair: no more output to it, and (stdio)
+        // no more input from it.
+        if at(2).hup && !at(2).read {
+            out_hup = true;
+            out.broken = true;
+            if !app_eof {
+                app_eof = true;
+                client.send_eof(id);
+            }
+        }
+        if at(3).hup {
+            err_hup = true;
+            err.broken = true;
+        }
+        if !net_dead && (at(1).read || at(1).hup) {
             loop {
                 match sock.read(&mut rbuf) {
                     Ok(0) => {

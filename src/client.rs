@@ -363,3 +363,165 @@ impl Client {
 }
 
 const MAX_SCRATCH: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::KexInit;
+    use crate::random::TestRng;
+
+    fn client() -> Client {
+        let mut cfg = ClientConfig::new("u");
+        cfg.credentials.push(Credential::Password(std::sync::Arc::new(zeroize::Zeroizing::new("pw".into()))));
+        Client::new(cfg, Box::new(TestRng::new(7)), Instant::now())
+    }
+
+    fn server_kexinit(extra_kex: &[&'static str]) -> Vec<u8> {
+        let mut kex = vec!["curve25519-sha256"];
+        kex.extend_from_slice(extra_kex);
+        Msg::KexInit(Box::new(KexInit {
+            cookie: [1; 16],
+            kex,
+            host_key: vec!["ssh-ed25519"],
+            cipher_c2s: vec!["chacha20-poly1305@openssh.com"],
+            cipher_s2c: vec!["chacha20-poly1305@openssh.com"],
+            mac_c2s: vec!["hmac-sha2-256"],
+            mac_s2c: vec!["hmac-sha2-256"],
+            comp_c2s: vec!["none"],
+            comp_s2c: vec!["none"],
+            lang_c2s: vec![],
+            lang_s2c: vec![],
+            first_kex_follows: false,
+            reserved: 0,
+        }))
+        .encode()
+    }
+
+    /// Frame a payload as an unencrypted packet.
+    fn plain_packet(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::cipher::Sealer::plaintext().seal(0, payload, &mut TestRng::new(1), &mut out);
+        out
+    }
+
+    #[test]
+    fn sends_ident_and_first_kexinit_with_markers() {
+        let c = client();
+        let out = c.output();
+        assert!(out.starts_with(b"SSH-2.0-sshbridge_"));
+        let text = String::from_utf8_lossy(out);
+        assert!(text.contains("kex-strict-c-v00@openssh.com"));
+        assert!(text.contains("ext-info-c"));
+    }
+
+    #[test]
+    fn answers_kexinit_with_kex_init_value() {
+        let mut c = client();
+        let n = c.output_len();
+        c.consume_output(n);
+        let mut input = b"SSH-2.0-test\r\n".to_vec();
+        input.extend(plain_packet(&server_kexinit(&["kex-strict-s-v00@openssh.com"])));
+        c.handle_input(&input, Instant::now()).unwrap();
+        assert!(c.transport().strict_kex());
+        // One plaintext packet carrying message 30 with a 32-byte curve25519 value.
+        let out = c.output().to_vec();
+        assert_eq!(out.get(5), Some(&crate::msg::KEX_INIT));
+    }
+
+    /// Strict KEX: an IGNORE before the server's KEXINIT taints the exchange.
+    #[test]
+    fn strict_kex_rejects_ignore_before_kexinit() {
+        let mut c = client();
+        let mut input = b"SSH-2.0-test\r\n".to_vec();
+        input.extend(plain_packet(&Msg::Ignore { data: b"x" }.encode()));
+        input.extend(plain_packet(&server_kexinit(&["kex-strict-s-v00@openssh.com"])));
+        let e = c.handle_input(&input, Instant::now()).unwrap_err();
+        assert!(matches!(e, Error::StrictKex(_)), "{e}");
+        assert_eq!(c.phase(), Phase::Dead);
+        // Without the marker the IGNORE is tolerated.
+        let mut c = client();
+        let mut input = b"SSH-2.0-test\r\n".to_vec();
+        input.extend(plain_packet(&Msg::Ignore { data: b"x" }.encode()));
+        input.extend(plain_packet(&server_kexinit(&[])));
+        c.handle_input(&input, Instant::now()).unwrap();
+        assert!(!c.transport().strict_kex());
+    }
+
+    #[test]
+    fn strict_kex_rejects_debug_during_exchange_and_out_of_phase_messages() {
+        for (strict, bad) in [
+            (true, Msg::Debug { always_display: true, message: b"x" }.encode()),
+            (false, Msg::ServiceAccept { name: "ssh-userauth" }.encode()),
+            (false, Msg::UserauthSuccess.encode()),
+            (false, Msg::ChannelData { recipient: 0, data: b"x" }.encode()),
+            (false, Msg::ExtInfo { extensions: vec![] }.encode()),
+            (false, server_kexinit(&[])),
+            (false, Msg::NewKeys.encode()),
+        ] {
+            let mut c = client();
+            let mut input = b"SSH-2.0-test\r\n".to_vec();
+            let marker: &[&'static str] = if strict { &["kex-strict-s-v00@openssh.com"] } else { &[] };
+            input.extend(plain_packet(&server_kexinit(marker)));
+            input.extend(plain_packet(&bad));
+            let e = c.handle_input(&input, Instant::now()).unwrap_err();
+            if strict {
+                assert!(matches!(e, Error::StrictKex(_)), "{e}");
+            } else {
+                assert!(matches!(e, Error::Protocol(_)), "{e}");
+            }
+            // A DISCONNECT goes out before we close.
+            assert!(c.output_len() > 0);
+        }
+    }
+
+    #[test]
+    fn disconnect_text_reaches_the_error() {
+        let mut c = client();
+        let mut input = b"SSH-2.0-test\r\n".to_vec();
+        input.extend(plain_packet(&Msg::Disconnect { reason: 11, description: b"go away\x1b[2J" }.encode()));
+        let e = c.handle_input(&input, Instant::now()).unwrap_err();
+        assert_eq!(e.to_string(), "server disconnected (reason 11): go away\\u{1b}[2J");
+    }
+
+    #[test]
+    fn no_common_algorithm_names_the_category() {
+        let mut c = client();
+        let raw = server_kexinit(&[]);
+        let mut k = Msg::decode(&raw).unwrap();
+        if let Msg::KexInit(ref mut ki) = k {
+            ki.cipher_c2s = vec!["3des-cbc"];
+        }
+        let mut input = b"SSH-2.0-test\r\n".to_vec();
+        input.extend(plain_packet(&k.encode()));
+        let e = c.handle_input(&input, Instant::now()).unwrap_err();
+        assert!(e.to_string().contains("no matching cipher (client to server)"), "{e}");
+    }
+
+    /// Arbitrary bytes after a valid identification never panic and never hang the core: each
+    /// feed either needs more input or fails with an error.
+    #[test]
+    fn random_input_never_panics() {
+        let mut rng = TestRng::new(99);
+        for round in 0..3000u32 {
+            let mut c = client();
+            let mut buf = vec![0u8; (round as usize * 7) % 600];
+            crate::random::Random::fill(&mut rng, &mut buf);
+            let mut input = b"SSH-2.0-fuzz\r\n".to_vec();
+            if round % 3 == 0 {
+                input.extend(plain_packet(&server_kexinit(&["kex-strict-s-v00@openssh.com"])));
+            }
+            if round % 5 == 0 {
+                // A plausible length prefix so the body parsers are reached.
+                let len = (buf.len() as u32).saturating_sub(4);
+                if let Some(head) = buf.get_mut(..4) {
+                    head.copy_from_slice(&len.to_be_bytes());
+                }
+                if let Some(p) = buf.get_mut(4) {
+                    *p = 4;
+                }
+            }
+            input.extend_from_slice(&buf);
+            let _ = c.handle_input(&input, Instant::now());
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! OpenSSH's private-key format (OpenSSH PROTOCOL.key): base64 between
+//! `-----BEGIN/END OPENSSH PRIVATE KEY-----` of
+//!
+//! ```text
+//! "openssh-key-v1\0" string cipher, string kdf, string kdf-options, uint32 1 (keys),
+//! string public-key blob, string private section (encrypted unless cipher is "none")
+//! private section: uint32 check, uint32 check, key fields by type, string comment, 1 2 3 ...
+//! key fields: ssh-rsa n e d iqmp p q | ssh-dss p q g y x | ssh-ed25519 string pk, string sk||pk
+//!             | ecdsa-sha2-nistp256 string curve, string Q, mpint d
+//! ```
+//!
+//! Plain keys are parsed here with [`crate::wire::Reader`]: the `ssh-key` crate refuses
+//! padding of a whole block, which dropbearconvert writes for about one key in eight and
+//! OpenSSH accepts. Passphrase-protected keys (bcrypt-pbkdf, as `ssh-keygen` writes them) are
+//! decrypted by `ssh-key`. Either way the key must match the file's cleartext public key.
+
+use base64ct::{Base64, Encoding};
+use ssh_key::private::{EcdsaKeypair, KeypairData};
+use zeroize::Zeroizing;
+
+use super::{unsupported_type, KeyKind, PrivateKey, PublicKey};
+use crate::error::Error;
+use crate::wire::Reader;
+
+const MAGIC: &[u8] = b"openssh-key-v1\0";
+const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+
+fn malformed(e: Error) -> Error {
+    match e {
+        Error::Protocol(m) => Error::key(format!("malformed OpenSSH private key: {m}")),
+        other => other,
+    }
+}
+
+/// Parse trimmed text starting with the BEGIN line.
+pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> {
+    let binary = unarmor(text)?;
+    let mut r = Reader::new(&binary);
+    if r.bytes(MAGIC.len()).map_err(malformed)? != MAGIC {
+        return Err(Error::key("malformed OpenSSH private key: bad magic"));
+    }
+    let cipher = r.string().map_err(malformed)?;
+    let kdf = r.string().map_err(malformed)?;
+    let _kdf_options = r.string().map_err(malformed)?;
+    let count = r.u32().map_err(malformed)?;
+    if count != 1 {
+        return Err(Error::key(format!("OpenSSH key files holding {count} keys are not supported")));
+    }
+    let public_blob = r.string().map_err(malformed)?;
+    let section = r.string().map_err(malformed)?;
+    r.finish().map_err(malformed)?;
+
+    // The public half is in clear: refuse types we cannot use before asking for a passphrase.
+    let key_type = Reader::new(public_blob).string().map_err(malformed)?;
+    if std::str::from_utf8(key_type).ok().and_then(KeyKind::from_key_type).is_none() {
+        return Err(unsupported_type(key_type));
+    }
+    let public = PublicKey::from_blob(public_blob)?;
+
+    let key = if cipher == b"none" {
+        if kdf != b"none" {
+            return Err(Error::key("malformed OpenSSH private key: kdf without a cipher"));
+        }
+        parse_section(section)?
+    } else {
+        let Some(pass) = passphrase else {
+            return Err(Error::key("encrypted key needs a passphrase"));
+        };
+        let key = ssh_key::PrivateKey::from_bytes(&binary)
+            .map_err(|e| Error::key(format!("malformed OpenSSH private key: {e}")))?;
+        let key = key.decrypt(pass).map_err(|e| match e {
+            // Check bytes that differ after decryption, or a failed AEAD tag.
+            ssh_key::Error::Crypto => Error::key("wrong passphrase"),
+            other => Error::key(format!("cannot decrypt OpenSSH private key: {other}")),
+        })?;
+        from_keypair(key.key_data())?
+    };
+    if key.public_key() != public {
+        return Err(Error::key("OpenSSH private key does not match its public key"));
+    }
+    Ok(key)
+}
+
+/// The binary inside the armour. Any line width (OpenSSH writes 70 columns, dropbearconvert
+/// 64) and CRLF line ends are accepted.
+fn unarmor(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let body = text
+        .strip_prefix(BEGIN)
+        .and_then(|rest| rest.split_once(END))
+        .filter(|(_, after)| after.trim().is_empty())
+        .map(|(body, _)| body)
+        .ok_or_else(|| Error::key("malformed OpenSSH private key: no END line"))?;
+    let b64: Zeroizing<String> =
+        Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    Base64::decode_vec(&b64)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::key("malformed OpenSSH private key: bad base64"))
+}
+
+/// The fields of one key, borrowed from the decrypted section.
+enum Fields<'a> {
+    Rsa { n: &'a [u8], e: &'a [u8], d: &'a [u8], p: &'a [u8], q: &'a [u8] },
+    Dsa { p: &'a [u8], q: &'a [u8], g: &'a [u8], y: &'a [u8], x: &'a [u8] },
+    Ed25519 { public: &'a [u8], both: &'a [u8] },
+    EcdsaP256 { point: &'a [u8], d: &'a [u8] },
+}
+
+fn parse_section(section: &[u8]) -> Result<PrivateKey, Error> {
+    let mut r = Reader::new(section);
+    let check1 = r.u32().map_err(malformed)?;
+    let check2 = r.u32().map_err(malformed)?;
+    if check1 != check2 {
+        return Err(Error::key("malformed OpenSSH private key: check bytes differ"));
+    }
+    let key_type = r.string().map_err(malformed)?;
+    let fields = match key_type {
+        b"ssh-rsa" => {
+            let n = r.mpint().map_err(malformed)?;
+            let e = r.mpint().map_err(malformed)?;
+            let d = r.mpint().map_err(malformed)?;
+            let _iqmp = r.mpint().map_err(malformed)?;
+            let p = r.mpint().map_err(malformed)?;
+            let q = r.mpint().map_err(malformed)?;
+            Fields::Rsa { n, e, d, p, q }
+        }
+        b"ssh-dss" => {
+            let p = r.mpint().map_err(malformed)?;
+            let q = r.mpint().map_err(malformed)?;
+            let g = r.mpint().map_err(malformed)?;
+            let y = r.mpint().map_err(malformed)?;
+            let x = r.mpint().map_err(malformed)?;
+            Fields::Dsa { p, q, g, y, x }
+        }
+        b"ssh-ed25519" => {
+            let public = r.string().map_err(malformed)?;
+            let both = r.string().map_err(malformed)?;
+            Fields::Ed25519 { public, both }
+        }
+        b"ecdsa-sha2-nistp256" => {
+            if r.string().map_err(malformed)? != b"nistp256" {
+                return Err(Error::key("malformed OpenSSH private key: wrong curve"));
+            }
+            let point = r.string().map_err(malformed)?;
+            let d = r.mpint().map_err(malformed)?;
+            Fields::EcdsaP256 { point, d }
+        }
+        other => return Err(unsupported_type(other)),
+    };
+    let _comment = r.string().map_err(malformed)?;
+    // Padding 1, 2, 3, ... of any length, as OpenSSH's sshkey_private_deserialize checks it.
+    let padding = r.rest();
+    let padding_ok = padding.len() <= 255 && padding.iter().zip(1u8..=255).all(|(&b, want)| b == want);
+    if !padding_ok {
+        return Err(Error::key("malformed OpenSSH private key: bad padding"));
+    }
+    match fields {
+        Fields::Rsa { n, e, d, p, q } => PrivateKey::rsa(n, e, d, Some((p, q))),
+        Fields::Dsa { p, q, g, y, x } => PrivateKey::dsa(p, q, g, Some(y), x),
+        Fields::Ed25519 { public, both } => {
+            // sk is seed || public (OpenSSH keeps the 64-byte form of the reference code).
+            let (Some(seed), Some(public2)) = (both.get(..32), both.get(32..)) else {
+                return Err(Error::key("malformed OpenSSH private key: short ssh-ed25519 key"));
+            };
+            if both.len() != 64 || public2 != public {
+                return Err(Error::key("malformed OpenSSH private key: bad ssh-ed25519 key"));
+            }
+            let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+                seed.try_into().map_err(|_| Error::internal("ed25519 seed length"))?,
+            );
+            PrivateKey::ed25519(&seed, Some(public))
+        }
+        Fields::EcdsaP256 { point, d } => PrivateKey::ecdsa_p256(d, Some(point)),
+    }
+}
+
+fn positive(m: &ssh_key::Mpint) -> Result<&[u8], Error> {
+    m.as_positive_bytes()
+        .ok_or_else(|| Error::key("malformed OpenSSH private key: negative integer"))
+}
+
+/// Key values from `ssh-key`'s decrypted key.
+fn from_keypair(data: &KeypairData) -> Result<PrivateKey, Error> {
+    match data {
+        KeypairData::Rsa(k) => PrivateKey::rsa(
+            positive(&k.public.n)?,
+            positive(&k.public.e)?,
+            positive(&k.private.d)?,
+            Some((positive(&k.private.p)?, positive(&k.private.q)?)),
+        ),
+        KeypairData::Dsa(k) => PrivateKey::dsa(
+            positive(&k.public.p)?,
+            positive(&k.public.q)?,
+            positive(&k.public.g)?,
+            Some(positive(&k.public.y)?),
+            positive(k.private.as_mpint())?,
+        ),
+        KeypairData::Ed25519(k) => {
+            let seed = Zeroizing::new(k.private.to_bytes());
+            PrivateKey::ed25519(&seed, Some(&k.public.0))
+        }
+        KeypairData::Ecdsa(EcdsaKeypair::NistP256 { public, private }) => {
+            PrivateKey::ecdsa_p256(private.as_slice(), Some(public.as_bytes()))
+        }
+        other => match other.algorithm() {
+            Ok(a) => Err(unsupported_type(a.as_str().as_bytes())),
+            Err(_) => Err(Error::key("unsupported key type in OpenSSH private key")),
+        },
+    }
+}

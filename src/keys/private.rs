@@ -1,0 +1,222 @@
+//! Private keys and signing: RFC 4253 section 6.6 (`ssh-rsa` PKCS#1 v1.5 with SHA-1, `ssh-dss`
+//! r || s), RFC 8332 section 3 (`rsa-sha2-256`, `rsa-sha2-512`), RFC 5656 section 3.1.2
+//! (ECDSA mpint r, mpint s; SHA-256 for nistp256), RFC 8709 section 6 (Ed25519). DSA and ECDSA
+//! nonces are deterministic (RFC 6979); RSA is blinded with the caller's RNG.
+//!
+//! Every file format funnels into the four constructors below, which check that the private
+//! and public halves belong together before a key is accepted.
+
+use std::fmt;
+
+use sha1::{Digest, Sha1};
+use signature::{DigestSigner, Signer};
+use zeroize::Zeroizing;
+
+use super::public::{self, pad_to, PublicKey};
+use super::{dropbear, pem, KeyKind};
+use crate::algs::SigAlg;
+use crate::error::Error;
+use crate::random::{CryptoRng, Random};
+use crate::wire::Writer;
+
+/// A user's private key. The secret halves zeroize themselves on drop (`rsa`, `dsa`,
+/// `ed25519-dalek` and `p256` all implement that); `Debug` shows only the public fingerprint.
+pub struct PrivateKey {
+    secret: Secret,
+    public: PublicKey,
+}
+
+enum Secret {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    Dsa(Box<dsa::SigningKey>),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+    EcdsaP256(Box<p256::ecdsa::SigningKey>),
+}
+
+impl PrivateKey {
+    /// Read a private key, detecting its format from the bytes: Dropbear's binary format,
+    /// OpenSSH's format (plain or passphrase-protected), or PEM (PKCS#1 RSA, OpenSSL DSA,
+    /// SEC1 EC, PKCS#8). Text formats may carry surrounding whitespace and a trailing NUL.
+    /// The passphrase is used only when the key is encrypted.
+    pub fn from_bytes(data: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> {
+        if dropbear::looks_like_dropbear(data) {
+            return dropbear::parse(data);
+        }
+        let text = trim(data);
+        if text.is_empty() {
+            return Err(Error::key("empty key data"));
+        }
+        pem::parse(text, passphrase)
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.public.kind()
+    }
+
+    /// The public half, as an SSH public-key blob and friends.
+    pub fn public_key(&self) -> PublicKey {
+        self.public.clone()
+    }
+
+    /// Signature algorithms this key can make, best first (for RSA: rsa-sha2-512,
+    /// rsa-sha2-256, then ssh-rsa with the `legacy` feature). Empty for DSA without `legacy`.
+    pub fn sig_algs(&self) -> Vec<SigAlg> {
+        SigAlg::for_key_type(self.public.key_type())
+    }
+
+    /// Sign `data`, returning the SSH signature blob `string(alg) || string(signature)`.
+    pub fn sign(&self, alg: SigAlg, data: &[u8], rng: &mut dyn Random) -> Result<Vec<u8>, Error> {
+        if alg.key_type() != self.public.key_type() {
+            return Err(Error::key(format!(
+                "cannot make a {alg} signature with a {} key",
+                self.public.key_type()
+            )));
+        }
+        let failed = |what: &str| Error::internal(format!("{alg} signing failed: {what}"));
+        let sig = match &self.secret {
+            Secret::Rsa(k) => {
+                let (scheme, hashed) =
+                    public::rsa_scheme(alg, data).ok_or_else(|| failed("not an RSA algorithm"))?;
+                k.sign_with_rng(&mut CryptoRng(rng), scheme, &hashed)
+                    .map_err(|e| failed(&e.to_string()))?
+            }
+            Secret::Dsa(k) => {
+                let sig = DigestSigner::<Sha1, dsa::Signature>::try_sign_digest(
+                    k.as_ref(),
+                    Sha1::new_with_prefix(data),
+                )
+                .map_err(|_| failed("dsa"))?;
+                let r = pad_to::<20>(&sig.r().to_bytes_be()).ok_or_else(|| failed("r too long"))?;
+                let s = pad_to::<20>(&sig.s().to_bytes_be()).ok_or_else(|| failed("s too long"))?;
+                let mut out = Vec::with_capacity(40);
+                out.extend_from_slice(&r);
+                out.extend_from_slice(&s);
+                out
+            }
+            Secret::Ed25519(k) => k.sign(data).to_bytes().to_vec(),
+            Secret::EcdsaP256(k) => {
+                let sig: p256::ecdsa::Signature = k.try_sign(data).map_err(|_| failed("ecdsa"))?;
+                let (r, s) = sig.split_bytes();
+                let mut w = Writer::new();
+                w.mpint(&r).mpint(&s);
+                w.into_vec()
+            }
+        };
+        let mut w = Writer::with_capacity(sig.len().saturating_add(32));
+        w.str(alg.name()).string(&sig);
+        Ok(w.into_vec())
+    }
+
+    /// RSA from n, e, d and, when the file has them, p and q. Without p and q (old Dropbear
+    /// keys) the `rsa` crate recovers them from (n, e, d) (NIST SP 800-56B rev. 2 appendix
+    /// C.2), which needs e > 2^16.
+    pub(super) fn rsa(
+        n: &[u8],
+        e: &[u8],
+        d: &[u8],
+        primes: Option<(&[u8], &[u8])>,
+    ) -> Result<PrivateKey, Error> {
+        let public = PublicKey::from_blob(&public::rsa_blob(e, n))?;
+        let big = rsa::BigUint::from_bytes_be;
+        let (n, e, d) = (big(n), big(e), big(d));
+        // Guard the arithmetic of prime recovery (d e - 1 must not underflow).
+        if d == rsa::BigUint::from(0u8) || d >= n {
+            return Err(Error::key("RSA private exponent out of range"));
+        }
+        let had_primes = primes.is_some();
+        let primes = match primes {
+            Some((p, q)) => vec![big(p), big(q)],
+            None => Vec::new(),
+        };
+        let key = rsa::RsaPrivateKey::from_components(n, e, d, primes).map_err(|err| {
+            if had_primes {
+                Error::key(format!("inconsistent RSA private key: {err}"))
+            } else {
+                Error::key(format!("RSA key without p and q: cannot recover them: {err}"))
+            }
+        })?;
+        Ok(PrivateKey { secret: Secret::Rsa(Box::new(key)), public })
+    }
+
+    /// DSA from p, q, g, x and the public y (computed as g^x mod p when the file omits it).
+    pub(super) fn dsa(
+        p: &[u8],
+        q: &[u8],
+        g: &[u8],
+        y: Option<&[u8]>,
+        x: &[u8],
+    ) -> Result<PrivateKey, Error> {
+        // x < q and q is 160 bits; checking sizes first keeps g^x mod p cheap and well defined.
+        if public::bits(x) > 160 {
+            return Err(Error::key("DSA private value x out of range"));
+        }
+        let big = dsa::BigUint::from_bytes_be;
+        let x = Zeroizing::new(big(x));
+        let (pb, gb) = (big(p), big(g));
+        let computed_y = if (1024..=3072).contains(&public::bits(p)) {
+            gb.modpow(&x, &pb).to_bytes_be()
+        } else {
+            Vec::new() // refused by the blob check below
+        };
+        let y = y.unwrap_or(&computed_y);
+        let public = PublicKey::from_blob(&public::dsa_blob(p, q, g, y))?;
+        let verifying = public.dsa_key().ok_or_else(|| Error::internal("DSA key lost its type"))?;
+        if *x == dsa::BigUint::from(0u8) || *x >= *verifying.components().q() {
+            return Err(Error::key("DSA private value x out of range"));
+        }
+        if big(&computed_y) != *verifying.y() {
+            return Err(Error::key("DSA public value y does not match the private value x"));
+        }
+        let key = dsa::SigningKey::from_components(verifying.clone(), (*x).clone())
+            .map_err(|_| Error::key("unusable DSA private key"))?;
+        Ok(PrivateKey { secret: Secret::Dsa(Box::new(key)), public })
+    }
+
+    /// Ed25519 from the 32-byte seed; `public`, when the file has it, must match.
+    pub(super) fn ed25519(seed: &[u8; 32], public: Option<&[u8]>) -> Result<PrivateKey, Error> {
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
+        let derived = key.verifying_key().to_bytes();
+        if let Some(given) = public {
+            if given != derived {
+                return Err(Error::key("ssh-ed25519 public half does not match the private seed"));
+            }
+        }
+        let public = PublicKey::from_blob(&public::ed25519_blob(&derived))?;
+        Ok(PrivateKey { secret: Secret::Ed25519(Box::new(key)), public })
+    }
+
+    /// ECDSA P-256 from the private scalar; `public` (a SEC1 point), when given, must match.
+    pub(super) fn ecdsa_p256(d: &[u8], public: Option<&[u8]>) -> Result<PrivateKey, Error> {
+        let scalar = Zeroizing::new(
+            pad_to::<32>(d).ok_or_else(|| Error::key("ECDSA P-256 private scalar longer than 32 bytes"))?,
+        );
+        let key = p256::ecdsa::SigningKey::from_slice(scalar.as_slice())
+            .map_err(|_| Error::key("ECDSA P-256 private scalar out of range"))?;
+        if let Some(given) = public {
+            let given = p256::ecdsa::VerifyingKey::from_sec1_bytes(given)
+                .map_err(|_| Error::key("ECDSA public point is not on P-256"))?;
+            if given != *key.verifying_key() {
+                return Err(Error::key("ECDSA public point does not match the private scalar"));
+            }
+        }
+        let point = key.verifying_key().to_encoded_point(false);
+        let public = PublicKey::from_blob(&public::p256_blob(point.as_bytes()))?;
+        Ok(PrivateKey { secret: Secret::EcdsaP256(Box::new(key)), public })
+    }
+}
+
+/// Strip ASCII whitespace from both ends and NULs from the end (a C string's terminator).
+fn trim(data: &[u8]) -> &[u8] {
+    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
+    let end = data
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace() && *b != 0)
+        .map_or(start, |i| i + 1);
+    data.get(start..end.max(start)).unwrap_or(&[])
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({} {}, secret hidden)", self.public.key_type(), self.public.fingerprint())
+    }
+}

@@ -1,0 +1,1 @@
+1024 SHA256:GEFNkycKIng7mdtlvLC5tap8bC2ONMtAnLZWjg3Qpr0 root@vm (DSA)

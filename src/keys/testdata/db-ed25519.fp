@@ -1,0 +1,1 @@
+256 SHA256:KLGkQKBvKos+QJ7eVwjeAoMBwx50zDwne2+NGoUgfH0 root@vm (ED25519)

@@ -1,0 +1,1 @@
+256 SHA256:m6kESCvwW+5I9GVNAm3aoUDdaNrSWJ+1uTLoSAm5xCg ecdsa256@sshbridge (ECDSA)

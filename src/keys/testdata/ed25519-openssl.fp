@@ -1,0 +1,1 @@
+256 SHA256:W/1CasT7BedtDwet5fPJSxLylX+Xx9v9z03nP9dHBuI openssl (ED25519)

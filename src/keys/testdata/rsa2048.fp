@@ -1,0 +1,1 @@
+2048 SHA256:HMJ1xc96yUqRImSEOGAfp2Kr3jyjc2iNoiLBGoTGlbU rsa2048@sshbridge (RSA)

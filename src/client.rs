@@ -5,7 +5,7 @@
 //! generator are passed in. The blocking runtime and the C API both drive this one type.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::algs::Preferences;
 use crate::auth::{Auth, Credential, Outcome};
@@ -27,6 +27,11 @@ pub struct ClientConfig {
     pub rekey: RekeyLimits,
     /// Accept a server that lets us in with the "none" method.
     pub allow_none_auth: bool,
+    /// Send keepalive@openssh.com after this long without hearing from the server
+    /// (OpenSSH's ServerAliveInterval); `None` disables it.
+    pub keepalive_interval: Option<Duration>,
+    /// Unanswered keepalives after which the server is declared dead (ServerAliveCountMax).
+    pub keepalive_max: u32,
 }
 
 impl ClientConfig {
@@ -38,6 +43,8 @@ impl ClientConfig {
             prefs: Preferences::default(),
             rekey: RekeyLimits::default(),
             allow_none_auth: true,
+            keepalive_interval: None,
+            keepalive_max: 3,
         }
     }
 }
@@ -76,12 +83,18 @@ pub struct Client {
     error: Option<Error>,
     /// Global requests of ours (keepalive) waiting for an answer.
     pending_global: u32,
+    keepalive: Option<(Duration, u32)>,
+    /// When the server last sent us anything.
+    last_heard: Instant,
+    /// Keepalives sent since then.
+    unanswered: u32,
 }
 
 impl Client {
     pub fn new(config: ClientConfig, rng: Box<dyn Random>, now: Instant) -> Client {
         let mut auth = Auth::new(config.user, config.credentials);
         auth.allow_none = config.allow_none_auth;
+        let keepalive = config.keepalive_interval.filter(|d| !d.is_zero()).map(|d| (d, config.keepalive_max));
         Client {
             t: Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now),
             auth,
@@ -92,6 +105,9 @@ impl Client {
             events: VecDeque::new(),
             error: None,
             pending_global: 0,
+            keepalive,
+            last_heard: now,
+            unanswered: 0,
         }
     }
 
@@ -132,20 +148,47 @@ impl Client {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        if !data.is_empty() {
+            self.last_heard = now;
+            self.unanswered = 0;
+        }
         self.t.receive(data);
         let r = self.process(now);
         self.fail_on(r)
     }
 
-    /// Periodic work: rekey when a limit is reached.
+    /// Periodic work: rekey when a limit is reached; keepalives when the server is silent.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.phase != Phase::Dead {
-            self.t.maybe_rekey(now);
+        if self.phase == Phase::Dead {
+            return;
+        }
+        self.t.maybe_rekey(now);
+        if let (Some((_, max)), Some(due)) = (self.keepalive, self.keepalive_due()) {
+            if now >= due {
+                if self.unanswered >= max {
+                    let e = Error::Timeout(format!("server did not answer {max} keepalives"));
+                    let _ = self.fail_on(Err(e));
+                    return;
+                }
+                self.send_keepalive();
+                self.unanswered += 1;
+            }
         }
     }
 
+    fn keepalive_due(&self) -> Option<Instant> {
+        let (interval, _) = self.keepalive?;
+        if self.phase != Phase::Connected {
+            return None;
+        }
+        self.last_heard.checked_add(interval.checked_mul(self.unanswered.saturating_add(1))?)
+    }
+
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.t.next_timer()
+        match (self.t.next_timer(), self.keepalive_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Record a fatal error that happened outside the core (I/O, timeout, peer closed).

@@ -25,8 +25,51 @@ use crate::runtime::worker::{self, CloseMode, Shared, WorkerCtx};
 /// Size of `db_error`, terminating NUL included.
 pub const CYG_DROPBEAR_MAX_ERROR: usize = 256;
 
-/// How long `cyg_dropbear_ssh_close(h, 1)` waits for the remote command to exit.
-pub const CLOSE_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeouts and keepalive of the drop-in API, process-wide (the C API has no place for them).
+/// Rust code linked into the same program sets them with `set_drop_in_settings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropInSettings {
+    /// TCP connect (default 10 s).
+    pub connect_timeout: Duration,
+    /// Key exchange plus authentication (default 30 s).
+    pub handshake_timeout: Duration,
+    /// Authentication alone (default 30 s).
+    pub auth_timeout: Duration,
+    /// How long `cyg_dropbear_ssh_close(h, 1)` waits for the remote command to exit (60 s).
+    pub close_wait_timeout: Duration,
+    /// keepalive@openssh.com after this much server silence (default off) ...
+    pub keepalive_interval: Option<Duration>,
+    /// ... and the session is declared dead after this many unanswered ones (default 3).
+    pub keepalive_max: u32,
+}
+
+impl DropInSettings {
+    pub const DEFAULT: DropInSettings = DropInSettings {
+        connect_timeout: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(30),
+        auth_timeout: Duration::from_secs(30),
+        close_wait_timeout: Duration::from_secs(60),
+        keepalive_interval: None,
+        keepalive_max: 3,
+    };
+}
+
+impl Default for DropInSettings {
+    fn default() -> Self {
+        DropInSettings::DEFAULT
+    }
+}
+
+static SETTINGS: Mutex<DropInSettings> = parking_lot::const_mutex(DropInSettings::DEFAULT);
+
+/// Change the drop-in API's timeouts for connections made from now on.
+pub fn set_drop_in_settings(s: DropInSettings) {
+    *SETTINGS.lock() = s;
+}
+
+pub fn drop_in_settings() -> DropInSettings {
+    *SETTINGS.lock()
+}
 
 /// One SSH connection, as the eCos API describes it. The application only reads it.
 #[repr(C)]
@@ -161,6 +204,12 @@ unsafe fn config_from(auth: &cyg_dropbear_authenticate) -> Result<Config, Error>
         return Err(Error::bad_argument("db_username is empty"));
     }
     let mut cfg = Config::new(user);
+    let st = drop_in_settings();
+    cfg.connect_timeout = st.connect_timeout;
+    cfg.handshake_timeout = st.handshake_timeout;
+    cfg.auth_timeout = st.auth_timeout;
+    cfg.keepalive_interval = st.keepalive_interval;
+    cfg.keepalive_max = st.keepalive_max;
     for (p, what) in [(auth.db_host_rsa_key_pub, "db_host_rsa_key_pub"), (auth.db_host_dsa_key_pub, "db_host_dsa_key_pub")] {
         if let Some(line) = unsafe { c_string(p, what) }? {
             if !line.trim().is_empty() {
@@ -299,7 +348,7 @@ fn close_inner(h: &mut cyg_dropbear_cli_handle, wait: bool) {
     let mut conn = unsafe { Box::from_raw(p.cast::<Connection>()) };
     {
         let mut sh = conn.shared.lock();
-        sh.close = Some(if wait { CloseMode::Wait(Instant::now() + CLOSE_WAIT_TIMEOUT) } else { CloseMode::NoWait });
+        sh.close = Some(if wait { CloseMode::Wait(Instant::now() + drop_in_settings().close_wait_timeout) } else { CloseMode::NoWait });
     }
     use std::io::Write;
     let _ = (&conn.wake).write(&[1]);

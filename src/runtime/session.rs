@@ -55,6 +55,13 @@ pub struct Config {
     /// Key exchange plus authentication must finish within this (default 30 s), so a silent
     /// server cannot hang the caller.
     pub handshake_timeout: Duration,
+    /// Authentication alone must finish within this once the keys are in place (default 30 s;
+    /// the handshake timeout bounds it too).
+    pub auth_timeout: Duration,
+    /// Send keepalive@openssh.com after this long without hearing from the server, and give up
+    /// after `keepalive_max` unanswered ones (default: off, 3).
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_max: u32,
     /// Longest wait for any single operation after the handshake (`None`: wait forever).
     pub io_timeout: Option<Duration>,
     /// Accept a server that admits us with the "none" method (default true).
@@ -71,6 +78,9 @@ impl Config {
             rekey: RekeyLimits::default(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(30),
+            auth_timeout: Duration::from_secs(30),
+            keepalive_interval: None,
+            keepalive_max: 3,
             io_timeout: None,
             allow_none_auth: true,
         }
@@ -145,10 +155,14 @@ impl Session {
             prefs: config.algorithms,
             rekey: config.rekey,
             allow_none_auth: config.allow_none_auth,
+            keepalive_interval: config.keepalive_interval,
+            keepalive_max: config.keepalive_max,
         };
         let client = Client::new(cc, Box::new(OsRandom), Instant::now());
         let mut s = Session { sock, client, io_timeout: config.io_timeout, events: Vec::new(), rbuf: vec![0; READ_CHUNK] };
-        s.run_until(|c| c.phase() == Phase::Connected, Some(deadline), "key exchange and authentication")?;
+        s.run_until(|c| c.phase() != Phase::Handshake, Some(deadline), "key exchange")?;
+        let auth_deadline = deadline.min(Instant::now() + config.auth_timeout);
+        s.run_until(|c| c.phase() == Phase::Connected, Some(auth_deadline), "authentication")?;
         Ok(s)
     }
 

@@ -372,9 +372,15 @@ impl Channel {
     pub fn read(&mut self, stderr: bool, buf: &mut [u8], t: &mut Transport) -> usize {
         let q = if stderr { &mut self.stderr } else { &mut self.stdout };
         let n = buf.len().min(q.len());
-        for (dst, src) in buf.iter_mut().zip(q.drain(..n)) {
-            *dst = src;
+        let (a, b) = q.as_slices();
+        let from_a = n.min(a.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..from_a), a.get(..from_a)) {
+            dst.copy_from_slice(src);
         }
+        if let (Some(dst), Some(src)) = (buf.get_mut(from_a..n), b.get(..n - from_a)) {
+            dst.copy_from_slice(src);
+        }
+        q.drain(..n);
         self.ack(n as u32, t);
         n
     }

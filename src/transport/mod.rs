@@ -101,6 +101,8 @@ pub struct Transport {
     inbuf: Vec<u8>,
     in_start: usize,
     out: Vec<u8>,
+    /// Bytes of `out` already written to the network.
+    out_start: usize,
 
     opener: Opener,
     sealer: Sealer,
@@ -153,6 +155,7 @@ impl Transport {
             inbuf: Vec::new(),
             in_start: 0,
             out: Vec::with_capacity(4096),
+            out_start: 0,
             opener: Opener::plaintext(),
             sealer: Sealer::plaintext(),
             rx_seq: 0,
@@ -228,14 +231,21 @@ impl Transport {
 
     /// Bytes waiting to go to the network.
     pub fn output(&self) -> &[u8] {
-        &self.out
+        self.out.get(self.out_start..).unwrap_or_default()
     }
     pub fn consume_output(&mut self, n: usize) {
-        let n = n.min(self.out.len());
-        self.out.drain(..n);
+        self.out_start = self.out_start.saturating_add(n).min(self.out.len());
+        if self.out_start == self.out.len() {
+            // Everything went out: reuse the buffer from the start, no copying.
+            self.out.clear();
+            self.out_start = 0;
+        } else if self.out_start >= 64 * 1024 && self.out_start * 2 >= self.out.len() {
+            self.out.drain(..self.out_start);
+            self.out_start = 0;
+        }
     }
     pub fn output_len(&self) -> usize {
-        self.out.len()
+        self.out.len() - self.out_start
     }
 
     fn seal(&mut self, payload: &[u8]) {

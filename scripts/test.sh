@@ -6,7 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
-# The integration tests start their own servers; two test threads suit a 2-core machine.
+# One RustCrypto generation only: no crate may appear twice in the dependency graph.
+dups=$(cargo tree -d --edges normal 2>/dev/null || true)
+if [[ -n $dups ]]; then
+    printf 'duplicate dependency versions:\n%s\n' "$dups" >&2
+    exit 1
+fi
+# The embedded build without the legacy algorithms (ssh-rsa, ssh-dss, hmac-sha1).
+cargo test --lib --no-default-features
+# The integration tests start their own servers on loopback.
 cargo test --all-targets -- --test-threads="${SSHBRIDGE_TEST_THREADS:-4}"
 if [[ -f scripts/test-c.sh ]]; then
     bash scripts/test-c.sh

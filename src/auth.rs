@@ -13,7 +13,7 @@ use crate::algs::SigAlg;
 use crate::error::{sanitize, Error};
 use crate::keys::PrivateKey;
 use crate::msg::{AuthMethod, Msg};
-use crate::transport::{pick_user_sig_alg, Transport};
+use crate::transport::Transport;
 use crate::wire::{Reader, Writer};
 
 /// Most text of USERAUTH_BANNER kept.
@@ -257,5 +257,57 @@ impl Auth {
             }
         }
         Err(Error::AuthFailed { tried: self.tried.clone(), allowed: self.allowed.clone() })
+    }
+}
+
+/// The signature algorithms to try with a user key, given the server's
+/// `server-sig-algs` (RFC 8308 section 3.1, RFC 8332 section 3.3): the best RSA SHA-2 variant the
+/// server lists; SHA-1 `ssh-rsa` only when it lists nothing better.
+pub fn pick_user_sig_alg(candidates: &[SigAlg], server_sig_algs: Option<&[String]>) -> Vec<SigAlg> {
+    match server_sig_algs {
+        Some(list) => {
+            let listed: Vec<SigAlg> =
+                candidates.iter().copied().filter(|a| list.iter().any(|s| s == a.name())).collect();
+            if listed.is_empty() {
+                // The server's list says nothing about this key type: try in our order.
+                candidates.to_vec()
+            } else {
+                listed
+            }
+        }
+        None => {
+            // No server-sig-algs: an old server; SHA-1 RSA is what it surely speaks.
+            #[cfg(feature = "legacy")]
+            if candidates.contains(&SigAlg::SshRsa) {
+                return vec![SigAlg::SshRsa];
+            }
+            candidates.to_vec()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn rsa_algorithm_follows_server_sig_algs() {
+        let rsa = SigAlg::for_key_type("ssh-rsa");
+        let listed = names(&["ssh-ed25519", "rsa-sha2-256", "rsa-sha2-512"]);
+        assert_eq!(pick_user_sig_alg(&rsa, Some(&listed))[0], SigAlg::RsaSha512);
+        let only256 = names(&["rsa-sha2-256"]);
+        assert_eq!(pick_user_sig_alg(&rsa, Some(&only256)), vec![SigAlg::RsaSha256]);
+        #[cfg(feature = "legacy")]
+        {
+            assert_eq!(pick_user_sig_alg(&rsa, None), vec![SigAlg::SshRsa]);
+            let sha1 = names(&["ssh-rsa"]);
+            assert_eq!(pick_user_sig_alg(&rsa, Some(&sha1)), vec![SigAlg::SshRsa]);
+        }
+        let ed = SigAlg::for_key_type("ssh-ed25519");
+        assert_eq!(pick_user_sig_alg(&ed, Some(&only256)), vec![SigAlg::Ed25519]);
     }
 }

@@ -36,6 +36,9 @@ use crate::keys::{PrivateKey, PublicKey};
 use crate::runtime::sys::{self, OsRandom};
 use crate::transport::{HostKeyCheck, Negotiated, RekeyLimits};
 
+/// Everything a command produced: (stdout, stderr, exit status).
+pub type Output = (Vec<u8>, Vec<u8>, Option<ExitStatus>);
+
 /// How much we read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -448,7 +451,7 @@ impl Channel<'_> {
     }
 
     /// Close stdin and collect everything: (stdout, stderr, exit status).
-    pub fn output(mut self) -> Result<(Vec<u8>, Vec<u8>, Option<ExitStatus>), Error> {
+    pub fn output(mut self) -> Result<Output, Error> {
         self.send_eof()?;
         let mut out = Vec::new();
         let mut err = Vec::new();

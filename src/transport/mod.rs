@@ -12,7 +12,7 @@ pub mod negotiate;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::algs::{Preferences, SigAlg};
+use crate::algs::Preferences;
 use crate::cipher::{DirectionKeys, Opened, Opener, Sealer};
 use crate::error::{sanitize, Error};
 use crate::gate::{gate, GateState, KexStage, Service, Verdict};
@@ -546,32 +546,6 @@ impl Transport {
         self.kex_count = self.kex_count.saturating_add(1);
         self.flush_queue();
         Ok(Event::KexDone { first })
-    }
-}
-
-/// The signature algorithm to use with a user key of `key_type`, given the server's
-/// `server-sig-algs` (RFC 8308 section 3.1, RFC 8332 section 3.3): the best RSA SHA-2 variant the
-/// server lists; SHA-1 `ssh-rsa` only when it lists nothing better.
-pub fn pick_user_sig_alg(candidates: &[SigAlg], server_sig_algs: Option<&[String]>) -> Vec<SigAlg> {
-    match server_sig_algs {
-        Some(list) => {
-            let listed: Vec<SigAlg> =
-                candidates.iter().copied().filter(|a| list.iter().any(|s| s == a.name())).collect();
-            if listed.is_empty() {
-                // The server's list says nothing about this key type: try in our order.
-                candidates.to_vec()
-            } else {
-                listed
-            }
-        }
-        None => {
-            // No server-sig-algs: an old server; SHA-1 RSA is what it surely speaks.
-            #[cfg(feature = "legacy")]
-            if candidates.contains(&SigAlg::SshRsa) {
-                return vec![SigAlg::SshRsa];
-            }
-            candidates.to_vec()
-        }
     }
 }
 

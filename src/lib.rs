@@ -10,6 +10,7 @@ pub mod client;
 pub mod cipher;
 pub mod error;
 pub mod ffi;
+#[doc(hidden)] pub mod fuzzing;
 pub mod gate;
 pub mod kex;
 pub mod keys;

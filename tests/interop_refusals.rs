@@ -1,0 +1,288 @@
+//! Interop matrix, refusals: every way a connection can fail before a session exists must end
+//! within a bounded time with the right error variant and a useful text: not an SSH server,
+//! a server that hangs up or stays silent, no common algorithm, a host key that does not
+//! match the pinned one (and then no credential may reach the server), a closed port.
+//!
+//! Time bounds are generous (slow CI), but far below anything that would look like a hang.
+//! Any failing test prints the server log (see `ShowLog`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sshbridge::{Config, Credential, Error, PublicKey, Session};
+use support::Server;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+struct ShowLog<'a>(&'a Server);
+
+impl Drop for ShowLog<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("===== {:?} server log (port {}) =====\n{}", self.0.kind, self.0.port, self.0.log());
+        }
+    }
+}
+
+fn config() -> Config {
+    let mut cfg = Config::new(support::USER);
+    cfg.credentials.push(Credential::password(support::PASSWORD));
+    cfg
+}
+
+fn pinned_config(srv: &Server) -> Config {
+    let mut cfg = config();
+    cfg.host_keys = srv.host_keys.iter().map(|l| l.parse().unwrap()).collect();
+    cfg
+}
+
+/// Connect and return the error and how long it took; panics if the connect succeeds.
+fn connect_err(addr: SocketAddr, cfg: Config) -> (Error, Duration) {
+    let t = Instant::now();
+    match Session::connect(addr, cfg) {
+        Ok(_) => panic!("connect to {addr} unexpectedly succeeded"),
+        Err(e) => {
+            let took = t.elapsed();
+            eprintln!("connect to {addr}: {e} ({e:?}) after {took:?}");
+            (e, took)
+        }
+    }
+}
+
+/// A one-connection fake server on 127.0.0.1 running `serve` on the accepted socket.
+fn fake_server(serve: impl FnOnce(TcpStream) + Send + 'static) -> (SocketAddr, JoinHandle<()>) {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        if let Ok((s, _)) = l.accept() {
+            serve(s);
+        }
+    });
+    (addr, h)
+}
+
+/// Read whatever the client sends until it closes (or 10 s pass).
+fn drain(mut s: TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Not SSH, hang-ups, silence, closed port
+// ---------------------------------------------------------------------------------------
+
+/// An HTTP server answering our identification line with a 400 and closing.
+#[test]
+fn not_ssh_http_reply() {
+    let (addr, h) = fake_server(|mut s| {
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        // Let the client read before we close (avoid an RST racing the data).
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    });
+    let (e, took) = connect_err(addr, config());
+    h.join().unwrap();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    match &e {
+        Error::Protocol(_) | Error::ConnectionClosed(_) => {}
+        other => panic!("expected Protocol or ConnectionClosed, got {other:?}"),
+    }
+    let text = e.to_string().to_lowercase();
+    assert!(text.contains("ident") || text.contains("ssh") || text.contains("closed"), "unhelpful text: {e}");
+}
+
+/// Accepts, then closes at once without a word.
+#[test]
+fn accept_then_close() {
+    let (addr, h) = fake_server(drop);
+    let (e, took) = connect_err(addr, config());
+    h.join().unwrap();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(matches!(e, Error::ConnectionClosed(_)), "expected ConnectionClosed, got {e:?}");
+}
+
+/// Accepts and stays silent: the handshake timeout must fire (2 s), not hang.
+#[test]
+fn silent_server_times_out() {
+    let (addr, h) = fake_server(|s| {
+        let got = drain(s);
+        // The client said its identification line before giving up.
+        assert!(got.starts_with(b"SSH-2.0-"), "client sent {:?}", String::from_utf8_lossy(&got));
+    });
+    let mut cfg = config();
+    cfg.handshake_timeout = Duration::from_secs(2);
+    let (e, took) = connect_err(addr, cfg);
+    assert!(matches!(e, Error::Timeout(_)), "expected Timeout, got {e:?}");
+    assert!(took >= Duration::from_millis(1900), "gave up early: {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?} with a 2 s handshake timeout");
+    h.join().unwrap();
+}
+
+/// Sends a valid identification line, then nothing: still the handshake timeout.
+#[test]
+fn banner_then_silence_times_out() {
+    let (addr, h) = fake_server(|mut s| {
+        s.write_all(b"SSH-2.0-OpenSSH_9.2p1 silent\r\n").unwrap();
+        drain(s);
+    });
+    let mut cfg = config();
+    cfg.handshake_timeout = Duration::from_secs(2);
+    let (e, took) = connect_err(addr, cfg);
+    assert!(matches!(e, Error::Timeout(_)), "expected Timeout, got {e:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    h.join().unwrap();
+}
+
+/// Nobody listens: refused at once.
+#[test]
+fn closed_port_is_refused() {
+    let port = {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (e, took) = connect_err(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), config());
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    match &e {
+        Error::ConnectionClosed(m) => assert!(m.to_lowercase().contains("refused"), "{m}"),
+        other => panic!("expected ConnectionClosed (refused), got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. No common algorithm (real sshd restricted to what we do not implement)
+// ---------------------------------------------------------------------------------------
+
+fn no_common(extra: &[&str], category_word: &str, server_alg: &str) {
+    let srv = support::sshd(extra);
+    let _log = ShowLog(&srv);
+    let (e, took) = connect_err(srv.addr(), pinned_config(&srv));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    match &e {
+        Error::NoCommonAlgorithm { category, ours, theirs } => {
+            assert!(category.to_lowercase().contains(category_word), "category {category:?}, wanted {category_word}");
+            assert!(theirs.contains(server_alg), "server list {theirs:?} should name {server_alg}");
+            assert!(!ours.is_empty());
+        }
+        other => panic!("expected NoCommonAlgorithm, got {other:?}"),
+    }
+    let text = e.to_string();
+    assert!(text.contains(server_alg), "{text}");
+    // sshd saw the negotiation fail; no authentication was attempted.
+    assert!(srv.wait_log_contains("no matching", Duration::from_secs(5)) || srv.log().contains("disconnect"), "sshd log shows no failed negotiation");
+    assert!(!srv.log().contains("userauth-request"), "authentication attempted after a failed negotiation");
+}
+
+#[test]
+fn no_common_kex() {
+    no_common(&["KexAlgorithms diffie-hellman-group1-sha1"], "key exchange", "diffie-hellman-group1-sha1");
+}
+
+#[test]
+fn no_common_cipher() {
+    no_common(&["Ciphers 3des-cbc"], "cipher", "3des-cbc");
+}
+
+#[test]
+fn no_common_mac() {
+    no_common(&["Ciphers aes128-ctr", "MACs hmac-md5"], "mac", "hmac-md5");
+}
+
+/// The client asks only for ssh-ed25519 host keys; sshd offers only ssh-dss.
+#[test]
+fn no_common_host_key() {
+    let srv = support::sshd(&["HostKeyAlgorithms ssh-dss"]);
+    let _log = ShowLog(&srv);
+    let mut cfg = pinned_config(&srv);
+    cfg.algorithms.restrict(None, Some("ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"), None, None).unwrap();
+    let (e, took) = connect_err(srv.addr(), cfg);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    match &e {
+        Error::NoCommonAlgorithm { category, theirs, .. } => {
+            assert!(category.to_lowercase().contains("host"), "category {category:?}");
+            assert!(theirs.contains("ssh-dss"), "{theirs}");
+        }
+        other => panic!("expected NoCommonAlgorithm, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Host key mismatch
+// ---------------------------------------------------------------------------------------
+
+/// Pin another server's key: HostKeyRejected naming both fingerprints, and sshd never sees
+/// an authentication request (nothing secret left the client).
+#[test]
+fn host_key_mismatch_sends_no_credentials() {
+    let other = support::tinysshd();
+    let srv = support::sshd(&[]);
+    let _log = ShowLog(&srv);
+    let pinned: PublicKey = other.host_key("ssh-ed25519").unwrap().parse().unwrap();
+    let real: PublicKey = srv.host_key("ssh-ed25519").unwrap().parse().unwrap();
+    assert_ne!(pinned, real);
+    let mut cfg = config();
+    cfg.host_keys = vec![pinned.clone()];
+    let key = sshbridge::PrivateKey::from_bytes(&support::user_keys().bytes("ed25519.openssh"), None).unwrap();
+    cfg.credentials.push(Credential::key(key));
+    let (e, took) = connect_err(srv.addr(), cfg);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    match &e {
+        Error::HostKeyRejected(m) => {
+            assert!(m.contains(&real.fingerprint()), "offered key's fingerprint missing: {m}");
+            assert!(m.contains(&pinned.fingerprint()), "pinned key's fingerprint missing: {m}");
+        }
+        other => panic!("expected HostKeyRejected, got {other:?}"),
+    }
+    // Wait until sshd has finished with the connection, then look for any auth traffic.
+    assert!(
+        srv.wait_log_contains("Received disconnect", Duration::from_secs(5))
+            || srv.wait_log_contains("Connection closed", Duration::from_secs(1))
+            || srv.wait_log_contains("Disconnected from", Duration::from_secs(1)),
+        "sshd did not log the end of the connection"
+    );
+    let log = srv.log();
+    for needle in ["userauth-request", "SERVICE_REQUEST", "service_request", "Failed ", "Accepted ", "Postponed"] {
+        assert!(!log.contains(needle), "sshd log contains {needle:?} after a host key mismatch");
+    }
+    // And with the right key pinned, the same config logs in.
+    let mut cfg = config();
+    cfg.host_keys = vec![real];
+    Session::connect(srv.addr(), cfg).unwrap_or_else(|e| panic!("with the right key pinned: {e:?}"));
+}
+
+/// Pinning only a key of another type than the negotiated one also rejects (no fallback to
+/// "unknown type, accept").
+#[test]
+fn host_key_of_other_type_is_rejected() {
+    let srv = support::sshd(&[]);
+    let _log = ShowLog(&srv);
+    let mut cfg = config();
+    cfg.host_keys = vec![srv.host_key("ssh-rsa").unwrap().parse().unwrap()];
+    cfg.algorithms.restrict(None, Some("ssh-ed25519"), None, None).unwrap();
+    let (e, _) = connect_err(srv.addr(), cfg);
+    assert!(matches!(e, Error::HostKeyRejected(_)), "expected HostKeyRejected, got {e:?}");
+}
+
+/// The same mismatch against Dropbear and tinysshd.
+#[test]
+fn host_key_mismatch_dropbear_and_tinysshd() {
+    let db = support::dropbear(&[]);
+    let _l1 = ShowLog(&db);
+    let ts = support::tinysshd();
+    let _l2 = ShowLog(&ts);
+    for (srv, wrong) in [(&db, &ts), (&ts, &db)] {
+        let mut cfg = config();
+        cfg.host_keys = vec![wrong.host_key("ssh-ed25519").unwrap().parse().unwrap()];
+        let (e, took) = connect_err(srv.addr(), cfg);
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        assert!(matches!(e, Error::HostKeyRejected(_)), "{:?}: expected HostKeyRejected, got {e:?}", srv.kind);
+    }
+    assert!(!db.log().contains("auth succeeded") && !db.log().contains("Bad password"), "dropbear saw auth traffic");
+}

@@ -70,6 +70,7 @@ pub struct Auth {
 
 enum Attempt {
     Key(Arc<PrivateKey>),
+    KeyAlg(Arc<PrivateKey>, SigAlg),
     Password(Arc<Zeroizing<String>>),
     Kbd(Arc<Zeroizing<String>>),
 }
@@ -211,13 +212,17 @@ impl Auth {
         while let Some(attempt) = self.attempts.pop_front() {
             match attempt {
                 Attempt::Key(key) => {
+                    // Expand into one attempt per signature algorithm, best first: a server may
+                    // list rsa-sha2-512 in server-sig-algs and still refuse it for users.
+                    let algs = pick_user_sig_alg(&key.sig_algs(), t.server_sig_algs());
+                    for alg in algs.into_iter().rev() {
+                        self.attempts.push_front(Attempt::KeyAlg(key.clone(), alg));
+                    }
+                }
+                Attempt::KeyAlg(key, alg) => {
                     if !self.allows("publickey") {
                         continue;
                     }
-                    // One algorithm per key: the best the server is known to accept.
-                    let Some(alg) = pick_user_sig_alg(&key.sig_algs(), t.server_sig_algs()).first().copied() else {
-                        continue;
-                    };
                     let public = key.public_key();
                     self.tried.push(format!("publickey {} {}", alg.name(), public.fingerprint()));
                     t.send_msg(&Msg::UserauthRequest {

@@ -265,7 +265,6 @@ fn sshd_unknown_key_then_password() {
 /// key's other RSA signature algorithms after sshd refuses the first ("userauth_pubkey:
 /// signature algorithm rsa-sha2-512 not in PubkeyAcceptedAlgorithms").
 #[test]
-#[ignore = "BUG: RSA key auth tries only one signature algorithm (rsa-sha2-512 from server-sig-algs) and never falls back to rsa-sha2-256/ssh-rsa when sshd refuses it"]
 fn sshd_rsa_key_with_only_ssh_rsa_signatures() {
     let srv = support::sshd(&["PubkeyAcceptedAlgorithms ssh-rsa"]);
     let _log = ShowLog(&srv);
@@ -278,7 +277,6 @@ fn sshd_rsa_key_with_only_ssh_rsa_signatures() {
 
 /// Same as above with only rsa-sha2-256 accepted.
 #[test]
-#[ignore = "BUG: RSA key auth tries only one signature algorithm (rsa-sha2-512 from server-sig-algs) and never falls back to rsa-sha2-256/ssh-rsa when sshd refuses it"]
 fn sshd_rsa_key_with_only_rsa_sha2_256_signatures() {
     let srv = support::sshd(&["PubkeyAcceptedAlgorithms rsa-sha2-256"]);
     let _log = ShowLog(&srv);

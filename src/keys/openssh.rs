@@ -33,6 +33,10 @@ fn malformed(e: Error) -> Error {
     }
 }
 
+/// Most bcrypt-pbkdf rounds accepted for a passphrase-protected key (ssh-keygen uses 16 by
+/// default; each round costs milliseconds, so 2^31 would hang the caller for days).
+pub const MAX_BCRYPT_ROUNDS: u32 = 1024;
+
 /// Parse trimmed text starting with the BEGIN line.
 pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> {
     let binary = unarmor(text)?;
@@ -42,7 +46,18 @@ pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey,
     }
     let cipher = r.string().map_err(malformed)?;
     let kdf = r.string().map_err(malformed)?;
-    let _kdf_options = r.string().map_err(malformed)?;
+    let kdf_options = r.string().map_err(malformed)?;
+    if kdf == b"bcrypt" {
+        // string salt, uint32 rounds: refuse absurd work factors before doing any of it.
+        let mut o = Reader::new(kdf_options);
+        let _salt = o.string().map_err(malformed)?;
+        let rounds = o.u32().map_err(malformed)?;
+        if rounds == 0 || rounds > MAX_BCRYPT_ROUNDS {
+            return Err(Error::key(format!(
+                "OpenSSH private key asks for {rounds} bcrypt-pbkdf rounds (1 to {MAX_BCRYPT_ROUNDS} accepted)"
+            )));
+        }
+    }
     let count = r.u32().map_err(malformed)?;
     if count != 1 {
         return Err(Error::key(format!("OpenSSH key files holding {count} keys are not supported")));

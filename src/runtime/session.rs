@@ -300,7 +300,7 @@ impl Session {
 
     fn start(&mut self, command: Option<&str>) -> Result<Channel<'_>, Error> {
         let id = self.start_id(command)?;
-        Ok(Channel { s: self, id, stderr_buf: Vec::new() })
+        Ok(Channel { s: self, id, stash: [Vec::new(), Vec::new()] })
     }
 
     /// Hand the socket and the core to another driver (the C API's worker thread).
@@ -346,12 +346,15 @@ impl Drop for Session {
 }
 
 /// A session channel running one command. Reading gives remote stdout; writing feeds remote
-/// stdin. Remote stderr is read with `read_stderr`; stderr that arrives while you read stdout is
-/// kept for you (in memory) so neither stream can stall the other.
+/// stdin. Remote stderr is read with `read_stderr`. Output of the stream you are not reading
+/// (and, while you write, of both streams) is kept for you in memory, so neither stream can
+/// stall the other and a command that echoes its input cannot deadlock a writer.
 pub struct Channel<'a> {
     s: &'a mut Session,
     id: ChannelId,
-    stderr_buf: Vec<u8>,
+    /// Output taken out of the SSH window before the application asked for it:
+    /// [stdout, stderr].
+    stash: [Vec<u8>; 2],
 }
 
 impl Channel<'_> {
@@ -359,14 +362,15 @@ impl Channel<'_> {
         self.s.client.channel(self.id)
     }
 
-    /// Move stderr out of the window so a reader of stdout never stalls the server.
-    fn stash_stderr(&mut self) {
-        let n = self.state().map_or(0, |c| c.stderr_len());
+    /// Move buffered output of one stream out of the window so the server keeps sending.
+    fn stash(&mut self, stderr: bool) {
+        let n = self.state().map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() });
         if n > 0 {
-            let start = self.stderr_buf.len();
-            self.stderr_buf.resize(start + n, 0);
-            let got = self.s.client.read(self.id, true, self.stderr_buf.get_mut(start..).unwrap_or_default());
-            self.stderr_buf.truncate(start + got);
+            let v = &mut self.stash[usize::from(stderr)];
+            let start = v.len();
+            v.resize(start + n, 0);
+            let got = self.s.client.read(self.id, stderr, v.get_mut(start..).unwrap_or_default());
+            v.truncate(start + got);
         }
     }
 
@@ -381,17 +385,16 @@ impl Channel<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if stderr && !self.stderr_buf.is_empty() {
-            let n = buf.len().min(self.stderr_buf.len());
-            buf.get_mut(..n).unwrap_or_default().copy_from_slice(self.stderr_buf.get(..n).unwrap_or_default());
-            self.stderr_buf.drain(..n);
+        let mine = &mut self.stash[usize::from(stderr)];
+        if !mine.is_empty() {
+            let n = buf.len().min(mine.len());
+            buf.get_mut(..n).unwrap_or_default().copy_from_slice(mine.get(..n).unwrap_or_default());
+            mine.drain(..n);
             return Ok(n);
         }
         let id = self.id;
         loop {
-            if !stderr {
-                self.stash_stderr();
-            }
+            self.stash(!stderr);
             if Self::finished_reading(&self.s.client, id, stderr) {
                 break;
             }
@@ -399,7 +402,7 @@ impl Channel<'_> {
             let r = self.s.run_until(
                 |c| {
                     Self::finished_reading(c, id, stderr)
-                        || (!stderr && c.channel(id).is_some_and(|ch| ch.stderr_len() > 0))
+                        || c.channel(id).is_some_and(|ch| if stderr { ch.stdout_len() > 0 } else { ch.stderr_len() > 0 })
                 },
                 deadline,
                 "reading",
@@ -475,9 +478,10 @@ impl Channel<'_> {
                 "collecting output",
             )?;
         }
-        let mut stashed = std::mem::take(&mut self.stderr_buf);
-        stashed.extend_from_slice(&err);
-        Ok((out, stashed, self.s.client.exit_status(id).cloned()))
+        let [mut stashed_out, mut stashed_err] = std::mem::take(&mut self.stash);
+        stashed_out.extend_from_slice(&out);
+        stashed_err.extend_from_slice(&err);
+        Ok((stashed_out, stashed_err, self.s.client.exit_status(id).cloned()))
     }
 
     pub fn exit_status(&self) -> Option<ExitStatus> {
@@ -502,8 +506,9 @@ impl Write for Channel<'_> {
             c.channel(id).map_or(true, |ch| ch.state == ChanState::Closed || ch.eof_sent || ch.close_received)
         };
         loop {
-            // Keep stderr moving so the server's window never fills with unread data.
-            self.stash_stderr();
+            // Keep output moving so the server's window never fills with unread data.
+            self.stash(false);
+            self.stash(true);
             if gone(&self.s.client) || self.s.client.phase() == Phase::Dead {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
             }
@@ -520,7 +525,7 @@ impl Write for Channel<'_> {
                     |c| {
                         (c.writable(id) > 0 && c.output_len() < 4 * READ_CHUNK)
                             || gone(c)
-                            || c.channel(id).is_some_and(|ch| ch.stderr_len() > 0)
+                            || c.channel(id).is_some_and(|ch| ch.stdout_len() > 0 || ch.stderr_len() > 0)
                     },
                     deadline,
                     "writing",

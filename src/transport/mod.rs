@@ -262,9 +262,20 @@ impl Transport {
         let transport_msg = payload.first().is_some_and(|&n| matches!(n, 1..=4 | 20..=49));
         if transport_msg || (self.can_send() && self.queued.is_empty()) {
             self.seal(payload);
+            if !transport_msg && self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
+                // Rekey as soon as the volume limit is crossed, not only when input arrives.
+                self.send_kexinit();
+            }
         } else {
             self.queued.push_back(payload.to_vec());
         }
+    }
+
+    fn volume_limit_reached(&self) -> bool {
+        self.keys_in_place
+            && (self.since_kex_bytes >= self.limits.bytes
+                || self.since_kex_packets_tx >= self.limits.packets
+                || self.since_kex_packets_rx >= self.limits.packets)
     }
 
     pub fn send_msg(&mut self, m: &Msg<'_>) {
@@ -302,10 +313,7 @@ impl Transport {
         if !matches!(self.kex, KexState::Idle) || !self.keys_in_place {
             return;
         }
-        let due = self.since_kex_bytes >= self.limits.bytes
-            || now.saturating_duration_since(self.kex_started_at) >= self.limits.time
-            || self.since_kex_packets_tx >= self.limits.packets
-            || self.since_kex_packets_rx >= self.limits.packets;
+        let due = self.volume_limit_reached() || now.saturating_duration_since(self.kex_started_at) >= self.limits.time;
         if due {
             self.send_kexinit();
         }

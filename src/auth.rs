@@ -66,6 +66,8 @@ pub struct Auth {
     /// Accept USERAUTH_SUCCESS in answer to "none" (OpenSSH's default; off = dbclient's
     /// DisableTrivialAuth).
     pub allow_none: bool,
+    /// We have sent a password, a signature or an answer to a prompt.
+    proved: bool,
 }
 
 enum Attempt {
@@ -97,6 +99,7 @@ impl Auth {
             allowed: Vec::new(),
             banner: String::new(),
             allow_none: true,
+            proved: false,
         }
     }
 
@@ -123,10 +126,13 @@ impl Auth {
                 Ok(Outcome::Continue)
             }
             Msg::UserauthSuccess => {
-                if matches!(self.wait, Wait::None) && !self.allow_none {
+                // "Trivial" success (PuTTY CVE-2021-36367, dbclient DisableTrivialAuth): the
+                // server let us in without any proof: after "none", an unsigned key query, or
+                // keyboard-interactive with nothing answered.
+                if !self.proved && !self.allow_none {
                     return Err(Error::AuthFailed {
                         tried: self.tried.clone(),
-                        allowed: vec!["none (refused: trivial authentication disabled)".into()],
+                        allowed: vec!["(success without proof refused: trivial authentication disabled)".into()],
                     });
                 }
                 Ok(Outcome::Success)
@@ -161,6 +167,7 @@ impl Auth {
                 signed.string(&session_id).u8(crate::msg::USERAUTH_REQUEST).str(&self.user).str(SERVICE);
                 signed.str("publickey").bool(true).str(alg.name()).string(public.blob());
                 let sig = key.sign(alg, &signed.buf, t.rng())?;
+                self.proved = true;
                 t.send_msg(&Msg::UserauthRequest {
                     user: &self.user,
                     service: SERVICE,
@@ -190,6 +197,7 @@ impl Auth {
                 // Every prompt of a password login gets the password; an empty round (count 0)
                 // is answered with no responses, as RFC 4256 section 3.4 requires.
                 let responses: Vec<&[u8]> = (0..count).map(|_| password.as_bytes()).collect();
+                self.proved |= count > 0;
                 t.send_msg(&Msg::UserauthInfoResponse { responses });
                 self.wait = Wait::Kbd { password, rounds: rounds + 1 };
                 Ok(())
@@ -238,6 +246,7 @@ impl Auth {
                         continue;
                     }
                     self.tried.push("password".into());
+                    self.proved = true;
                     t.send_msg(&Msg::UserauthRequest {
                         user: &self.user,
                         service: SERVICE,

@@ -406,3 +406,125 @@ fn short(m: &Msg<'_>) -> String {
     let s = format!("{m:?}");
     s.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("message").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algs::Preferences;
+    use crate::random::TestRng;
+    use crate::transport::{HostKeyCheck, RekeyLimits};
+    use std::time::Instant;
+
+    fn transport() -> Transport {
+        Transport::new(Preferences::default(), HostKeyCheck::default(), RekeyLimits::default(), Box::new(TestRng::new(3)), Instant::now())
+    }
+
+    fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
+        let mut t = transport();
+        let mut ch = Channel::open(0, Some("cmd".into()), &mut t);
+        assert_eq!(ch.state, ChanState::Opening);
+        let conf = Msg::ChannelOpenConfirmation { recipient: 0, sender: 9, window, max_packet, extra: &[] };
+        assert_eq!(ch.handle(conf, &mut t).unwrap(), None);
+        assert_eq!(ch.state, ChanState::Requesting);
+        assert_eq!(ch.handle(Msg::ChannelSuccess { recipient: 0 }, &mut t).unwrap(), Some(ChannelEvent::Started));
+        (ch, t)
+    }
+
+    #[test]
+    fn our_window_is_enforced_and_reopened_by_reading() {
+        let (mut ch, mut t) = started(1000, 100);
+        let chunk = vec![7u8; MAX_PACKET as usize];
+        for _ in 0..(WINDOW / MAX_PACKET) {
+            ch.handle(Msg::ChannelData { recipient: 0, data: &chunk }, &mut t).unwrap();
+        }
+        assert_eq!(ch.stdout_len(), WINDOW as usize);
+        let e = ch.handle(Msg::ChannelData { recipient: 0, data: b"x" }, &mut t).unwrap_err();
+        assert!(e.to_string().contains("window"), "{e}");
+        // Memory never exceeds the window: the byte was refused, not buffered.
+        assert_eq!(ch.stdout_len(), WINDOW as usize);
+        let (mut ch, mut t) = started(1000, 100);
+        for _ in 0..(WINDOW / MAX_PACKET) {
+            ch.handle(Msg::ChannelData { recipient: 0, data: &chunk }, &mut t).unwrap();
+        }
+        let mut buf = vec![0u8; (WINDOW / 4) as usize];
+        assert_eq!(ch.read(false, &mut buf, &mut t), buf.len());
+        // A quarter of the window was consumed and given back: that much more is accepted.
+        for _ in 0..(WINDOW / 4 / MAX_PACKET) {
+            ch.handle(Msg::ChannelData { recipient: 0, data: &chunk }, &mut t).unwrap();
+        }
+        assert!(ch.handle(Msg::ChannelData { recipient: 0, data: b"x" }, &mut t).is_err());
+    }
+
+    #[test]
+    fn stdout_and_stderr_kept_apart_unknown_extended_types_dropped() {
+        let (mut ch, mut t) = started(1000, 100);
+        ch.handle(Msg::ChannelData { recipient: 0, data: b"out" }, &mut t).unwrap();
+        ch.handle(Msg::ChannelExtendedData { recipient: 0, code: 1, data: b"err" }, &mut t).unwrap();
+        ch.handle(Msg::ChannelExtendedData { recipient: 0, code: 2, data: b"odd" }, &mut t).unwrap();
+        let mut b = [0u8; 16];
+        let n = ch.read(false, &mut b, &mut t);
+        assert_eq!(&b[..n], b"out");
+        let n = ch.read(true, &mut b, &mut t);
+        assert_eq!(&b[..n], b"err");
+        assert_eq!(ch.stdout_len() + ch.stderr_len(), 0);
+    }
+
+    #[test]
+    fn sending_respects_peer_window_and_max_packet() {
+        let (mut ch, mut t) = started(250, 100);
+        assert_eq!(ch.remote_window, 250);
+        // The transport is not keyed here, so nothing may be sent yet.
+        assert_eq!(ch.send_data(&[1u8; 1000], &mut t), 0);
+        ch.remote_window = 250;
+        assert_eq!(ch.remote_max_packet, 100);
+        assert!(ch.handle(Msg::ChannelWindowAdjust { recipient: 0, bytes: u32::MAX }, &mut t).is_err());
+        assert!(ch.handle(Msg::ChannelWindowAdjust { recipient: 0, bytes: 10 }, &mut t).is_ok());
+        assert_eq!(ch.remote_window, 260);
+    }
+
+    #[test]
+    fn max_packet_zero_and_second_confirmation_rejected() {
+        let mut t = transport();
+        let mut ch = Channel::open(0, None, &mut t);
+        let conf = Msg::ChannelOpenConfirmation { recipient: 0, sender: 1, window: 10, max_packet: 0, extra: &[] };
+        assert!(ch.handle(conf, &mut t).is_err());
+        let (mut ch, mut t) = started(10, 10);
+        let conf = Msg::ChannelOpenConfirmation { recipient: 0, sender: 1, window: 10, max_packet: 10, extra: &[] };
+        assert!(ch.handle(conf, &mut t).is_err());
+    }
+
+    #[test]
+    fn exit_status_first_valid_wins_and_signals_map_to_128_plus_n() {
+        let (mut ch, mut t) = started(10, 10);
+        let req = |kind, data: &'static [u8]| Msg::ChannelRequest { recipient: 0, kind, want_reply: false, data };
+        ch.handle(req("exit-status", &[0, 0, 0]), &mut t).unwrap(); // malformed: ignored
+        assert_eq!(ch.exit, None);
+        ch.handle(req("exit-status", &[0, 0, 0, 44]), &mut t).unwrap();
+        ch.handle(req("exit-status", &[0, 0, 0, 1]), &mut t).unwrap();
+        assert_eq!(ch.exit, Some(ExitStatus::Code(44)));
+        let (mut ch, mut t) = started(10, 10);
+        let mut w = Writer::new();
+        w.str("TERM").bool(false).str("killed\x1b[1m").str("");
+        let data: &'static [u8] = Box::leak(w.into_vec().into_boxed_slice());
+        ch.handle(req("exit-signal", data), &mut t).unwrap();
+        let st = ch.exit.clone().unwrap();
+        assert_eq!(st.shell_code(), 143);
+        assert!(matches!(&st, ExitStatus::Signal { message, .. } if message == "killed\\u{1b}[1m"));
+    }
+
+    #[test]
+    fn request_replies_must_match_requests() {
+        let (mut ch, mut t) = started(10, 10);
+        // exec was answered already; another SUCCESS answers nothing we asked.
+        assert!(ch.handle(Msg::ChannelSuccess { recipient: 0 }, &mut t).is_err());
+    }
+
+    #[test]
+    fn data_after_close_is_ignored() {
+        let (mut ch, mut t) = started(10, 10);
+        assert_eq!(ch.handle(Msg::ChannelClose { recipient: 0 }, &mut t).unwrap(), Some(ChannelEvent::Closed));
+        assert!(ch.close_sent);
+        assert_eq!(ch.handle(Msg::ChannelData { recipient: 0, data: b"late" }, &mut t).unwrap(), None);
+        assert_eq!(ch.stdout_len(), 0);
+    }
+}

@@ -11,6 +11,8 @@ pub const MAX_PEER_TEXT: usize = 2048;
 pub enum Error {
     /// The peer broke the protocol (bad framing, unexpected message, malformed field).
     Protocol(String),
+    /// The server does not speak SSH protocol 2.0 (RFC 4253 section 4.2).
+    VersionNotSupported(String),
     /// Strict key exchange (OpenSSH PROTOCOL 1.10, CVE-2023-48795) was violated.
     StrictKex(String),
     /// The server sent SSH_MSG_DISCONNECT.
@@ -62,6 +64,7 @@ impl Error {
     pub fn disconnect_reason(&self) -> u32 {
         match self {
             Error::Protocol(_) => 2,
+            Error::VersionNotSupported(_) => 8,
             Error::StrictKex(_) | Error::NoCommonAlgorithm { .. } => 3,
             Error::Crypto(m) if m.contains("MAC") || m.contains("tag") => 5,
             Error::Crypto(_) => 3,
@@ -94,6 +97,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
+            Error::VersionNotSupported(m) => write!(f, "protocol version not supported: {m}"),
             Error::StrictKex(m) => write!(f, "strict KEX violation: {m}"),
             Error::Disconnected { reason, description } => {
                 write!(f, "server disconnected (reason {reason}): {description}")

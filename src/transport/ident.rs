@@ -88,7 +88,7 @@ fn check_version(line: &[u8]) -> Result<(), Error> {
         return Err(Error::protocol(format!("invalid identification {text:?}: no software version")));
     }
     if proto != b"2.0" && proto != b"1.99" {
-        return Err(Error::protocol(format!("protocol version not supported: {text:?} (need SSH-2.0)")));
+        return Err(Error::VersionNotSupported(format!("server identification {text:?} (need SSH-2.0)")));
     }
     Ok(())
 }

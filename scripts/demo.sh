@@ -45,6 +45,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # --- 2. build ---------------------------------------------------------------------------------
+mkdir -p "$ROOT/build"
 say "building the library and examples/sshexec (cmake, $BUILD)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSSHBRIDGE_BUILD_TESTS=OFF \
     -DSSHBRIDGE_BUILD_EXAMPLES=ON >"$ROOT/build/demo-configure.log" 2>&1 ||

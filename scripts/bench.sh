@@ -295,7 +295,7 @@ target() {
     r=$(verdict "$v" "$op" "$t")
     [[ $v == nan ]] && r=FAIL
     [[ $r == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))
-    printf '  %-4s %-76s %6s   (target %s %s)\n' "$r" "$text" "$(calc "$v" %.2fx)" "$op" "$t"
+    printf '  %-4s %-76s %7s   (target %s %s)\n' "$r" "$text" "$(calc "$v" %.3fx)" "$op" "$t"
 }
 PEERS=()
 for c in "${CLIENTS[@]}"; do [[ $c == sshbridge ]] || PEERS+=("$c"); done
@@ -325,12 +325,12 @@ target "connect-to-exit CPU vs libssh2" "$(calc "${CC[sshbridge]} / ${CC[libssh2
 v=$(verdict "$PER_SESS" '<=' 256)
 [[ $PER_SESS == nan ]] && v=FAIL
 [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))
-printf '  %-4s %-76s %6s   (target <= 256 KiB)\n' "$v" "RSS per additional idle session" "$PER_SESS KiB"
+printf '  %-4s %-76s %7s   (target <= 256 KiB)\n' "$v" "RSS per additional idle session" "$PER_SESS KiB"
 for pair in "all algorithms:$SZ_ALL:1048576:1024 KiB" "modern only:$SZ_MOD:524288:512 KiB"; do
     IFS=: read -r what sz lim limtxt <<<"$pair"
     v=$(verdict "$sz" '<=' "$lim")
     [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))
-    printf '  %-4s %-76s %6s   (target <= %s)\n' "$v" "stripped .so, $what" "$((sz / 1024)) KiB" "$limtxt"
+    printf '  %-4s %-76s %7s   (target <= %s)\n' "$v" "stripped .so, $what" "$((sz / 1024)) KiB" "$limtxt"
 done
 echo
 echo "$NPASS PASS, $NFAIL FAIL; $((($(date +%s) - T0) / 60)) min $((($(date +%s) - T0) % 60)) s"

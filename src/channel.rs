@@ -91,7 +91,8 @@ pub struct Channel {
     pub local_id: u32,
     remote_id: u32,
     pub state: ChanState,
-    command: Option<String>,
+    /// The command as bytes (RFC 4254 section 6.5: no character set is implied).
+    command: Option<Vec<u8>>,
     remote_window: u32,
     remote_max_packet: u32,
     /// What the server may still send us.
@@ -113,7 +114,7 @@ pub struct Channel {
 
 impl Channel {
     /// Open a session channel; `command` None asks for a shell.
-    pub fn open(local_id: u32, command: Option<String>, t: &mut Transport) -> Channel {
+    pub fn open(local_id: u32, command: Option<Vec<u8>>, t: &mut Transport) -> Channel {
         t.send_msg(&Msg::ChannelOpen { kind: "session", sender: local_id, window: WINDOW, max_packet: MAX_PACKET, extra: &[] });
         Channel {
             local_id,
@@ -215,7 +216,7 @@ impl Channel {
                         return Ok(Some(ChannelEvent::Started));
                     }
                     let what = match &self.command {
-                        Some(c) => format!("server refused to run command {:?}", sanitize(c.as_bytes())),
+                        Some(c) => format!("server refused to run command {:?}", sanitize(c)),
                         None => "server refused to start a shell".to_string(),
                     };
                     self.close(t);
@@ -231,7 +232,7 @@ impl Channel {
         match &self.command {
             Some(cmd) => {
                 let mut w = Writer::new();
-                w.str(cmd);
+                w.string(cmd);
                 t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind: "exec", want_reply: true, data: &w.buf });
             }
             None => {
@@ -421,7 +422,7 @@ mod tests {
 
     fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
         let mut t = transport();
-        let mut ch = Channel::open(0, Some("cmd".into()), &mut t);
+        let mut ch = Channel::open(0, Some(b"cmd".to_vec()), &mut t);
         assert_eq!(ch.state, ChanState::Opening);
         let conf = Msg::ChannelOpenConfirmation { recipient: 0, sender: 9, window, max_packet, extra: &[] };
         assert_eq!(ch.handle(conf, &mut t).unwrap(), None);

@@ -317,7 +317,7 @@ impl Client {
 
     /// Open a session channel running `command` (None: a shell). `Event::Channel(id, Started)`
     /// follows when the server accepts the command.
-    pub fn open_session(&mut self, command: Option<&str>) -> Result<ChannelId, Error> {
+    pub fn open_session(&mut self, command: Option<&[u8]>) -> Result<ChannelId, Error> {
         if self.phase != Phase::Connected {
             return Err(self.error.clone().unwrap_or_else(|| Error::bad_argument("not authenticated yet")));
         }
@@ -327,7 +327,7 @@ impl Client {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let ch = Channel::open(id, command.map(str::to_string), &mut self.t);
+        let ch = Channel::open(id, command.map(<[u8]>::to_vec), &mut self.t);
         self.channels.push(ch);
         Ok(id)
     }

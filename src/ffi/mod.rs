@@ -241,7 +241,13 @@ fn connect_inner(
     let addr = socket_addr(addr)?;
     // SAFETY: `auth` is the caller's valid structure; `command` is NULL or a C string.
     let cfg = unsafe { config_from(auth) }?;
-    let command = unsafe { c_string(command, "command") }?;
+    // The command is bytes to SSH (RFC 4254 section 6.5): passed through whatever its encoding.
+    let command = if command.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        Some(unsafe { CStr::from_ptr(command) }.to_bytes().to_vec())
+    };
     let mut session = Session::connect(addr, cfg)?;
     let channel = session.start_id(command.as_deref())?;
     let (sock, client) = session.into_parts()?;

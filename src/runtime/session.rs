@@ -273,7 +273,7 @@ impl Session {
     }
 
     /// Open a session channel and wait until the server accepts the command (or shell).
-    pub(crate) fn start_id(&mut self, command: Option<&str>) -> Result<ChannelId, Error> {
+    pub(crate) fn start_id(&mut self, command: Option<&[u8]>) -> Result<ChannelId, Error> {
         let id = self.client.open_session(command)?;
         let deadline = self.deadline();
         let mut outcome: Option<Result<(), Error>> = None;
@@ -299,7 +299,7 @@ impl Session {
     }
 
     fn start(&mut self, command: Option<&str>) -> Result<Channel<'_>, Error> {
-        let id = self.start_id(command)?;
+        let id = self.start_id(command.map(str::as_bytes))?;
         Ok(Channel { s: self, id, stash: [Vec::new(), Vec::new()] })
     }
 

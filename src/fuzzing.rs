@@ -509,7 +509,7 @@ fn after_feed(c: &mut Client, now: Instant, sink: Option<&mut Vec<u8>>) {
     while let Some(ev) = c.poll_event() {
         match ev {
             Event::Authenticated => {
-                let _ = c.open_session(Some("echo fuzz"));
+                let _ = c.open_session(Some(b"echo fuzz"));
             }
             Event::Channel(id, ChannelEvent::Started) => {
                 let n = c.writable(id).min(16);

@@ -537,21 +537,68 @@ fn r30_window_0_then_window_adjust() {
 }
 
 #[test]
-fn r31_open_failure_is_a_clean_error() {
+fn r31_open_failure_and_refused_command_are_clean_errors() {
     let _g = shared();
     let fail = Msg::ChannelOpenFailure { recipient: 0, reason: 4, description: b"no \x1b[31mway\n" }.encode();
-    let steps =
-        vec![banner(), kex(), Step::AcceptAuth, Step::Expect(msg::CHANNEL_OPEN), Step::Packet(fail), Step::Hang];
+    let refuse = Msg::ChannelFailure { recipient: 1 }.encode();
+    let steps = cat(
+        vec![banner(), kex(), Step::AcceptAuth, Step::Expect(msg::CHANNEL_OPEN), Step::Packet(fail)],
+        cat(
+            vec![
+                Step::AcceptChannel { window: WIN, max_packet: 32768 },
+                Step::Expect(msg::CHANNEL_REQUEST),
+                Step::Packet(refuse),
+                Step::Expect(msg::CHANNEL_CLOSE),
+                Step::ChannelClose,
+            ],
+            cat(
+                vec![
+                    Step::AcceptChannel { window: WIN, max_packet: 32768 },
+                    Step::AcceptExec,
+                    Step::Data(b"third".to_vec()),
+                ],
+                finish(0),
+            ),
+        ),
+    );
     let srv = FakeServer::start(steps);
     let mut s = Session::connect(srv.addr(), config()).unwrap();
     let t = Instant::now();
-    let e = s.exec("x").err().expect("exec must fail");
+    let e = s.exec("x").err().expect("open must fail");
     assert!(t.elapsed() < PROMPT);
     assert_error(&e, &["ChannelOpenFailed"], "reason 4");
-    // The session survives a refused channel.
-    assert!(s.keepalive(Duration::from_millis(300)).is_err() || true);
+    // The session survives: a refused command, then one that runs.
+    let e = s.exec("y").err().expect("exec must be refused");
+    assert_error(&e, &["ChannelRequestFailed"], "refused");
+    let (o, _, st) = s.exec("z").unwrap().output().unwrap();
+    assert_eq!((o.as_slice(), st), (&b"third"[..], Some(ExitStatus::Code(0))));
     drop(s);
     assert_socket_released(srv.client_socket());
+}
+
+#[test]
+#[ignore = "BUG (minor): after CHANNEL_FAILURE for exec, Session::exec waits for the server's \
+            CHANNEL_CLOSE (start_id's predicate needs state != Requesting); a server that never \
+            closes makes exec end in Timeout after io_timeout (or hang forever with the default \
+            io_timeout None) instead of returning ChannelRequestFailed"]
+fn r31_refused_command_is_reported_without_waiting_for_close() {
+    let _g = shared();
+    let refuse = Msg::ChannelFailure { recipient: 0 }.encode();
+    let steps = vec![
+        banner(),
+        kex(),
+        Step::AcceptAuth,
+        Step::AcceptChannel { window: WIN, max_packet: 32768 },
+        Step::Expect(msg::CHANNEL_REQUEST),
+        Step::Packet(refuse),
+        Step::Hang,
+    ];
+    let srv = FakeServer::start(steps);
+    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let t = Instant::now();
+    let e = s.exec("x").err().expect("exec must be refused");
+    assert_error(&e, &["ChannelRequestFailed"], "refused");
+    assert!(t.elapsed() < PROMPT, "{:?}", t.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ fn succeed_with(steps: Vec<Step>, out: &[u8], cfg: Config) -> ConnRecord {
     drop(s);
     let rec = srv.conn(0, Duration::from_secs(3));
     assert_socket_released(rec.client_socket());
+    assert_eq!(rec.disconnect_reason(), Some(11), "dropping a healthy session sends DISCONNECT by application");
     rec
 }
 
@@ -1147,6 +1148,92 @@ fn r25_strictness_is_decided_by_the_first_kexinit_only() {
     let (rec, n) = rekey_session(KexOpts::non_strict(), vec![KexOpts::default(), KexOpts::default()]);
     assert_eq!(n, 3);
     assert!(rec.received.last().map_or(false, |r| r.seq > 5), "{:?}", rec.received.last());
+}
+
+#[test]
+fn r25_rekey_right_after_newkeys_and_during_authentication() {
+    let _g = shared();
+    let rekey = || Step::Kex(KexOpts::default().with_kex(&["ecdh-sha2-nistp256"]));
+    // Before SERVICE_ACCEPT, and again between SERVICE_ACCEPT and USERAUTH_SUCCESS.
+    let steps = vec![
+        banner(),
+        kex(),
+        rekey(),
+        Step::Expect(msg::SERVICE_REQUEST),
+        Step::Packet(Msg::ServiceAccept { name: "ssh-userauth" }.encode()),
+        rekey(),
+        Step::Expect(msg::USERAUTH_REQUEST),
+        Step::Packet(Msg::UserauthSuccess.encode()),
+    ];
+    let rec = succeed(script_without_auth(steps, b"r\n"), b"r\n");
+    assert!(rec.kex_violations.is_empty(), "{:?}", rec.kex_violations);
+    assert_eq!(rec.all(msg::NEWKEYS).len(), 3);
+}
+
+/// `script` for steps that already did the authentication.
+fn script_without_auth(head: Vec<Step>, out: &[u8]) -> Vec<Step> {
+    let mut s = head;
+    s.extend(tail(out, 0).into_iter().skip(1));
+    s
+}
+
+#[test]
+fn r24_client_initiated_rekey_and_collision() {
+    let _g = shared();
+    // The client's volume limit (256 KiB) falls around the time the server starts its own
+    // exchange: either side may send KEXINIT first; one exchange results either way.
+    const N: usize = 400_000;
+    let steps = vec![
+        banner(),
+        kex(),
+        Step::AcceptAuth,
+        Step::AcceptChannel { window: 16 << 20, max_packet: 32768 },
+        Step::AcceptExec,
+        Step::ExpectData(100_000),
+        Step::Kex(KexOpts::default()),
+        Step::ExpectData(N),
+        Step::ExitStatus(0),
+        Step::Eof,
+        Step::ChannelClose,
+    ];
+    let srv = FakeServer::start(steps);
+    let mut cfg = config();
+    cfg.rekey.bytes = 256 * 1024;
+    let mut s = Session::connect(srv.addr(), cfg).unwrap();
+    let mut ch = s.exec("cat").unwrap();
+    ch.write_all(&vec![b'k'; N]).unwrap();
+    assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(0)));
+    assert_eq!(s.info().unwrap().kex_count, 2);
+    drop(s);
+    let rec = srv.conn(0, Duration::from_secs(3));
+    assert!(rec.kex_violations.is_empty(), "{:?}", rec.kex_violations);
+    assert_eq!(rec.data.len(), N);
+    assert_socket_released(rec.client_socket());
+}
+
+#[test]
+fn r22_ext_info() {
+    let _g = shared();
+    // EXT_INFO as the first encrypted packet (sequence 0 under strict KEX) is fine, and so is
+    // one after authentication (ignored).
+    let ext = Msg::ExtInfo { extensions: vec![("server-sig-algs", b"ssh-ed25519,rsa-sha2-256")] }.encode();
+    let mut steps = vec![banner(), kex(), Step::Packet(ext.clone()), Step::AcceptAuth, Step::Packet(ext)];
+    steps.extend(tail(b"e\n", 0).into_iter().skip(1));
+    succeed(steps, b"e\n");
+    // 65 extensions: refused without building them all.
+    let mut w = Writer::new();
+    w.u8(msg::EXT_INFO).u32(65);
+    for i in 0..65 {
+        w.str(&format!("x{i}")).string(b"");
+    }
+    let (e, el, rec) = fail(vec![banner(), kex(), Step::Packet(w.into_vec()), Step::Hang]);
+    assert_error(&e, &["Protocol"], "EXT_INFO");
+    assert!(el < PROMPT);
+    assert!(!rec.got(msg::USERAUTH_REQUEST));
+    let mut w = Writer::new();
+    w.u8(msg::EXT_INFO).u32(u32::MAX);
+    let (e, _, _) = fail(vec![banner(), kex(), Step::Packet(w.into_vec()), Step::Hang]);
+    assert_error(&e, &["Protocol"], "EXT_INFO");
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub enum ChanState {
     Requesting,
     /// The command runs.
     Open,
+    /// We sent CLOSE; the server's CLOSE has not arrived yet.
+    Closing,
     /// Both CLOSEs exchanged (or the open failed).
     Closed,
 }
@@ -153,7 +155,6 @@ impl Channel {
                     self.remote_window = window;
                     self.remote_max_packet = max_packet;
                     if self.close_requested {
-                        self.state = ChanState::Open;
                         self.close(t);
                         return Ok(None);
                     }
@@ -357,9 +358,7 @@ impl Channel {
             t.send_msg(&Msg::ChannelClose { recipient: self.remote_id });
             self.close_sent = true;
         }
-        if self.close_received {
-            self.state = ChanState::Closed;
-        }
+        self.state = if self.close_received { ChanState::Closed } else { ChanState::Closing };
     }
 
     pub fn stdout_len(&self) -> usize {

@@ -29,7 +29,7 @@ const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// `fuzz/regressions/<target>/<file>` of bugs still open (each has an ignored test below).
-const OPEN_BUGS: &[&str] = &["private_key/bcrypt-rounds-2147483647.openssh", "ident/line-8192-cr-split"];
+const OPEN_BUGS: &[&str] = &[];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -139,7 +139,6 @@ fn replay_one(rel: &str, limit: std::time::Duration) {
 /// bcrypt-pbkdf rounds: `PrivateKey::from_bytes(data, Some(pass))` runs them all (days of
 /// CPU) before the wrong-passphrase check can fail. The passphrase-less call returns at once.
 #[test]
-#[ignore = "BUG: unbounded bcrypt-pbkdf rounds in encrypted OpenSSH keys (CPU DoS); src/keys/openssh.rs"]
 fn bug_bcrypt_rounds_unbounded() {
     let rel = "private_key/bcrypt-rounds-2147483647.openssh";
     let data = std::fs::read(fuzz_dir().join("regressions").join(rel)).unwrap();
@@ -158,7 +157,6 @@ fn bug_bcrypt_rounds_unbounded() {
 /// line is accepted (8192 after the CR is stripped); when a read ends between the CR and the LF,
 /// the partial line (8193 bytes with its CR) trips the 8192-byte limit and the same bytes fail.
 #[test]
-#[ignore = "BUG: an 8192-byte identification line is accepted or refused depending on where TCP splits it (CR counted in the partial-line limit); src/transport/ident.rs"]
 fn bug_ident_outcome_depends_on_split() {
     replay_one("ident/line-8192-cr-split", std::time::Duration::from_secs(10));
 }

@@ -39,6 +39,9 @@ use crate::transport::{HostKeyCheck, Negotiated, RekeyLimits};
 /// Everything a command produced: (stdout, stderr, exit status).
 pub type Output = (Vec<u8>, Vec<u8>, Option<ExitStatus>);
 
+/// Most output of a stream nobody is reading that a `Channel` keeps in memory.
+const MAX_STASH: usize = crate::channel::WINDOW as usize;
+
 /// How much we read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -362,9 +365,11 @@ impl Channel<'_> {
         self.s.client.channel(self.id)
     }
 
-    /// Move buffered output of one stream out of the window so the server keeps sending.
+    /// Move buffered output of one stream out of the window so the server keeps sending, up to
+    /// `MAX_STASH` per stream: past that a stream nobody reads blocks the command, like a pipe.
     fn stash(&mut self, stderr: bool) {
-        let n = self.state().map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() });
+        let room = MAX_STASH.saturating_sub(self.stash[usize::from(stderr)].len());
+        let n = self.state().map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() }).min(room);
         if n > 0 {
             let v = &mut self.stash[usize::from(stderr)];
             let start = v.len();
@@ -399,10 +404,12 @@ impl Channel<'_> {
                 break;
             }
             let deadline = self.s.deadline();
+            let other_has_room = self.stash[usize::from(!stderr)].len() < MAX_STASH;
             let r = self.s.run_until(
                 |c| {
                     Self::finished_reading(c, id, stderr)
-                        || c.channel(id).is_some_and(|ch| if stderr { ch.stdout_len() > 0 } else { ch.stderr_len() > 0 })
+                        || (other_has_room
+                            && c.channel(id).is_some_and(|ch| if stderr { ch.stdout_len() > 0 } else { ch.stderr_len() > 0 }))
                 },
                 deadline,
                 "reading",
@@ -417,6 +424,14 @@ impl Channel<'_> {
         }
         let n = self.s.client.read(id, stderr, buf);
         let _ = self.s.flush_some();
+        if n == 0 {
+            // End of file only if the server said so; a connection that died is an error, even
+            // after the data that arrived before it was handed out.
+            let clean = self.state().is_some_and(|ch| ch.eof_received || ch.close_received);
+            if let (false, Some(e)) = (clean, self.s.client.error()) {
+                return Err(e.clone());
+            }
+        }
         Ok(n)
     }
 
@@ -520,12 +535,15 @@ impl Write for Channel<'_> {
                     return Ok(n);
                 }
             }
+            let room = [self.stash[0].len() < MAX_STASH, self.stash[1].len() < MAX_STASH];
             self.s
                 .run_until(
                     |c| {
                         (c.writable(id) > 0 && c.output_len() < 4 * READ_CHUNK)
                             || gone(c)
-                            || c.channel(id).is_some_and(|ch| ch.stdout_len() > 0 || ch.stderr_len() > 0)
+                            || c.channel(id).is_some_and(|ch| {
+                                (room[0] && ch.stdout_len() > 0) || (room[1] && ch.stderr_len() > 0)
+                            })
                     },
                     deadline,
                     "writing",

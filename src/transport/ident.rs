@@ -39,7 +39,8 @@ impl IdentReader {
         loop {
             let rest = input.get(pos..).unwrap_or(&[]);
             let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                if rest.len() > MAX_LINE {
+                // A partial line may end in the CR of its CR LF: that byte is not counted.
+                if rest.len() > MAX_LINE + usize::from(rest.last() == Some(&b'\r')) {
                     return Err(Error::protocol("invalid identification: line longer than 8192 bytes"));
                 }
                 if self.total.saturating_add(rest.len()) > MAX_TOTAL {

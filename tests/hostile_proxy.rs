@@ -367,3 +367,40 @@ fn r37_real_sshd_client_alive_probes_are_answered() {
     assert!(t.elapsed() >= Duration::from_secs(3));
     assert!(srv.log().contains("keepalive") || srv.log().contains("client_alive"), "no probes seen in the log");
 }
+
+/// Row 40 with keepalive instead of an I/O timeout: a server that goes silent mid-session (the
+/// proxy stops forwarding, TCP stays up) is declared dead after `keepalive_max` unanswered
+/// keepalive@openssh.com requests, and the blocked read returns that error in bounded time.
+#[test]
+fn r40_keepalive_detects_a_silent_server() {
+    let _g = shared();
+    let srv = support::sshd(&[]);
+    let _log = ShowLog(&srv);
+    let proxy = Proxy::start(srv.addr(), Fault::StallAfter(300_000));
+    let mut cfg = cfg_for(&srv, None, None);
+    cfg.keepalive_interval = Some(Duration::from_millis(300));
+    cfg.keepalive_max = 3;
+    let mut s = Session::connect(proxy.addr(), cfg).unwrap();
+    let mut ch = s.exec("head -c 5000000 /dev/zero").unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut last_ok = Instant::now();
+    let cpu = thread_cpu();
+    let err = loop {
+        match ch.read(&mut buf) {
+            Ok(0) => panic!("EOF from a stalled stream"),
+            Ok(_) => last_ok = Instant::now(),
+            Err(e) => break e,
+        }
+    };
+    let waited = last_ok.elapsed();
+    let e = ssh_error(&err).expect("sshbridge error");
+    assert_error(&e, &["Timeout"], "keepalive");
+    // Four intervals: three keepalives unanswered, then the verdict.
+    assert!(waited >= Duration::from_millis(1100) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(thread_cpu() - cpu < Duration::from_millis(500), "busy waiting");
+    drop(ch);
+    drop(s);
+    for c in proxy.clients() {
+        assert_socket_released(Some(c));
+    }
+}

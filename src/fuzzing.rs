@@ -333,10 +333,10 @@ fn check_private_key(key: &PrivateKey) {
     }
 }
 
-/// bcrypt-pbkdf rounds above this are not tried with a passphrase. Open bug (see
-/// fuzz/regressions/private_key/bcrypt-rounds-*): `PrivateKey::from_bytes` runs whatever round
-/// count the file names (up to 2^32 - 1, hours of CPU) before it can fail; skipping those
-/// inputs keeps the fuzzer looking for other bugs. OpenSSH's default is 16.
+/// bcrypt-pbkdf rounds above this are not tried with a passphrase, for speed only: the library
+/// refuses more than `keys::openssh::MAX_BCRYPT_ROUNDS` (1024) itself since the fuzzer found
+/// the unbounded case (fuzz/regressions/private_key/bcrypt-rounds-*), but 1024 rounds still
+/// cost about a second per input. OpenSSH's default is 16.
 pub const FUZZ_MAX_BCRYPT_ROUNDS: u32 = 16;
 
 /// The bcrypt-pbkdf round count of an encrypted OpenSSH key, if `data` is one.

@@ -28,7 +28,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("client_session", fuzzing::client_session),
 ];
 
-/// `fuzz/regressions/<target>/<file>` of bugs still open (each has an ignored test below).
+/// `fuzz/regressions/<target>/<file>` of bugs still open: skipped by `regressions_replay`, each
+/// replayed by its own `#[ignore = "BUG: ..."]` test until fixed.
 const OPEN_BUGS: &[&str] = &[];
 
 fn fuzz_dir() -> PathBuf {
@@ -136,8 +137,9 @@ fn replay_one(rel: &str, limit: std::time::Duration) {
 }
 
 /// An encrypted OpenSSH key (the ed25519-enc.openssh fixture) whose KDF options name 2^31 - 1
-/// bcrypt-pbkdf rounds: `PrivateKey::from_bytes(data, Some(pass))` runs them all (days of
-/// CPU) before the wrong-passphrase check can fail. The passphrase-less call returns at once.
+/// bcrypt-pbkdf rounds: `PrivateKey::from_bytes(data, Some(pass))` ran them all (days of
+/// CPU) before the wrong-passphrase check could fail (found by the private_key target; fixed
+/// by capping the rounds). It must now be refused at once.
 #[test]
 fn bug_bcrypt_rounds_unbounded() {
     let rel = "private_key/bcrypt-rounds-2147483647.openssh";
@@ -155,7 +157,8 @@ fn bug_bcrypt_rounds_unbounded() {
 
 /// A pre-banner line, then an identification line of exactly 8192 bytes + CR LF. Fed whole, the
 /// line is accepted (8192 after the CR is stripped); when a read ends between the CR and the LF,
-/// the partial line (8193 bytes with its CR) trips the 8192-byte limit and the same bytes fail.
+/// the partial line (8193 bytes with its CR) tripped the 8192-byte limit and the same bytes
+/// failed (found by the ident target's split check; fixed). Both must now agree.
 #[test]
 fn bug_ident_outcome_depends_on_split() {
     replay_one("ident/line-8192-cr-split", std::time::Duration::from_secs(10));

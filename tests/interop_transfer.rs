@@ -512,24 +512,34 @@ fn sshd_client_rekey_upload_respects_byte_limit() {
 }
 
 /// Reading stderr first while the command writes more than a window (2 MiB) of stdout: the
-/// Channel docs promise that "neither stream can stall the other", but `read_stderr` does not
-/// stash stdout, so the shared channel window fills with unread stdout, the server stops
-/// sending, and the stderr line behind it never arrives (only io_timeout ends the wait).
+/// Channel keeps up to 2 MiB of the unread stream in memory besides the 2 MiB window, so 3 MB
+/// of stdout do not stall the stderr line behind them. Past that bound the unread stream
+/// blocks the command, like a pipe: memory stays bounded and the read ends at io_timeout.
 #[test]
 fn sshd_read_stderr_first_with_bulk_stdout() {
     let srv = support::sshd(&[]);
     let _log = ShowLog(&srv);
     let mut r = Remote::new(&srv);
     let mut cfg = r.config();
-    cfg.io_timeout = Some(Duration::from_secs(10));
+    cfg.io_timeout = Some(Duration::from_secs(3));
     r.session = Some(Session::connect(srv.addr(), cfg).unwrap());
     let s = r.session.as_mut().unwrap();
-    let mut ch = s.exec("head -c 5000000 /dev/zero; echo done >&2").unwrap();
+    let mut ch = s.exec("head -c 3000000 /dev/zero; echo done >&2").unwrap();
     let mut buf = [0u8; 64];
-    let n = ch.read_stderr(&mut buf).unwrap_or_else(|e| panic!("read_stderr with 5 MB of stdout pending: {e:?}"));
+    let n = ch.read_stderr(&mut buf).unwrap_or_else(|e| panic!("read_stderr with 3 MB of stdout pending: {e:?}"));
     assert_eq!(&buf[..n], b"done\n");
     let mut out = Vec::new();
     ch.read_to_end(&mut out).unwrap();
-    assert_eq!(out.len(), 5_000_000);
+    assert_eq!(out.len(), 3_000_000);
     assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(0)));
+    drop(r);
+    // 20 MB of unread stdout: bounded memory, so the stderr read times out instead.
+    let mut r = Remote::new(&srv);
+    let mut cfg = r.config();
+    cfg.io_timeout = Some(Duration::from_secs(3));
+    r.session = Some(Session::connect(srv.addr(), cfg).unwrap());
+    let s = r.session.as_mut().unwrap();
+    let mut ch = s.exec("head -c 20000000 /dev/zero; echo done >&2").unwrap();
+    let e = ch.read_stderr(&mut buf).unwrap_err();
+    assert!(matches!(e, sshbridge::Error::Timeout(_)), "{e:?}");
 }

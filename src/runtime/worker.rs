@@ -134,6 +134,7 @@ pub fn run(ctx: WorkerCtx) {
     let mut close: Option<CloseMode> = None;
     let mut detached_deadline: Option<Instant> = None;
     let (mut wake_gone, mut out_hup, mut err_hup) = (false, false, false);
+    let mut discarded: u64 = 0;
 
     loop {
         // What the application asked for.
@@ -166,8 +167,41 @@ pub fn run(ctx: WorkerCtx) {
             err.finish();
         }
 
+        // Input nobody will receive (the connection died or the server closed the channel) is
+        // read and dropped, so an application blocked in write() always gets through to close();
+        // the loss is reported in db_error.
+        let sink = !app_eof
+            && (net_dead || client.channel(id).map_or(true, |c| c.close_received || c.state == ChanState::Closed));
+        if sink {
+            loop {
+                match out.sock.read(&mut ibuf) {
+                    Ok(0) => {
+                        app_eof = true;
+                        break;
+                    }
+                    Ok(n) => discarded = discarded.saturating_add(n as u64),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if matches!(close, Some(CloseMode::Wait(_))) {
+                            app_eof = true;
+                        }
+                        break;
+                    }
+                    Err(_) => {
+                        app_eof = true;
+                        break;
+                    }
+                }
+            }
+            if discarded > 0 {
+                shared.lock().error.get_or_insert_with(|| {
+                    Error::ConnectionClosed("input written after the session ended was discarded".into())
+                });
+            }
+        }
+
         // Application input toward the server.
-        while !app_eof && !net_dead && client.output_len() < MAX_QUEUED {
+        while !sink && !app_eof && !net_dead && client.output_len() < MAX_QUEUED {
             let room = client.writable(id).min(CHUNK);
             if room == 0 {
                 break;
@@ -250,7 +284,11 @@ pub fn run(ctx: WorkerCtx) {
         }
 
         // Wait for something to happen.
-        let want_app_read = !app_eof && !net_dead && client.writable(id) > 0 && client.output_len() < MAX_QUEUED;
+        // Re-evaluated here: the connection may have died since the top of this iteration.
+        let sink_now = !app_eof
+            && (net_dead || client.channel(id).map_or(true, |c| c.close_received || c.state == ChanState::Closed));
+        let want_app_read =
+            !app_eof && (sink_now || (!net_dead && client.writable(id) > 0 && client.output_len() < MAX_QUEUED));
         let want_net_write = !net_dead && client.output_len() > 0;
         // Fixed slots; a negative descriptor is ignored by poll(2). A descriptor that hung up
         // is dropped from the set so it cannot wake us again and again.

@@ -119,7 +119,7 @@ struct Connection {
     shared: Arc<Mutex<Shared>>,
 }
 
-/// Where `connect` has got to: every resource it made is released on every failure path.
+/// Write `msg` into `db_error`: truncated to fit, always NUL-terminated.
 fn set_error(h: &mut cyg_dropbear_cli_handle, msg: &str) {
     let bytes = msg.as_bytes();
     let n = bytes.len().min(CYG_DROPBEAR_MAX_ERROR - 1);

@@ -56,6 +56,22 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ Extension to the eCos API: set the process-wide timeouts and keepalive used by connections
+ made afterwards, in milliseconds. A negative value leaves that setting as it is;
+ `keepalive_interval_ms` 0 turns keepalive off (the default), otherwise keepalive@openssh.com
+ is sent after that much server silence and the session is declared dead (EOF on the sockets,
+ an error in `db_error`) after `keepalive_max` unanswered ones. Zero connect, handshake or
+ close-wait timeouts, or a zero `keepalive_max` with keepalive on, are refused. Returns 1 on
+ success, 0 (nothing changed) otherwise. Defaults: connect 10000, handshake 30000,
+ close-wait 60000, keepalive off, max 3.
+ */
+int sshbridge_set_timeouts(int connect_ms,
+                           int handshake_ms,
+                           int close_wait_ms,
+                           int keepalive_interval_ms,
+                           int keepalive_max);
+
+/*
  Connect to `addr`, authenticate with `auth`, and run `command` (NULL: an interactive shell).
  Returns 1 with `db_stdin_stdout`/`db_stderr` set once the server accepted the command;
  0 with a message in `db_error` on any failure, leaving no descriptor, thread or memory behind.

@@ -231,6 +231,57 @@ unsafe fn config_from(auth: &cyg_dropbear_authenticate) -> Result<Config, Error>
     Ok(cfg)
 }
 
+/// Extension to the eCos API: set the process-wide timeouts and keepalive used by connections
+/// made afterwards, in milliseconds. A negative value leaves that setting as it is;
+/// `keepalive_interval_ms` 0 turns keepalive off (the default), otherwise keepalive@openssh.com
+/// is sent after that much server silence and the session is declared dead (EOF on the sockets,
+/// an error in `db_error`) after `keepalive_max` unanswered ones. Zero connect, handshake or
+/// close-wait timeouts, or a zero `keepalive_max` with keepalive on, are refused. Returns 1 on
+/// success, 0 (nothing changed) otherwise. Defaults: connect 10000, handshake 30000,
+/// close-wait 60000, keepalive off, max 3.
+#[no_mangle]
+pub extern "C" fn sshbridge_set_timeouts(
+    connect_ms: c_int,
+    handshake_ms: c_int,
+    close_wait_ms: c_int,
+    keepalive_interval_ms: c_int,
+    keepalive_max: c_int,
+) -> c_int {
+    let r = catch_unwind(|| {
+        let ms = |v: c_int| Duration::from_millis(u64::from(v.unsigned_abs()));
+        let mut st = drop_in_settings();
+        for (v, slot) in [(connect_ms, &mut st.connect_timeout), (handshake_ms, &mut st.handshake_timeout)] {
+            match v {
+                0 => return 0,
+                v if v > 0 => *slot = ms(v),
+                _ => {}
+            }
+        }
+        match close_wait_ms {
+            0 => return 0,
+            v if v > 0 => st.close_wait_timeout = ms(v),
+            _ => {}
+        }
+        if handshake_ms > 0 {
+            st.auth_timeout = ms(handshake_ms);
+        }
+        match keepalive_interval_ms {
+            0 => st.keepalive_interval = None,
+            v if v > 0 => st.keepalive_interval = Some(ms(v)),
+            _ => {}
+        }
+        if keepalive_max >= 0 {
+            st.keepalive_max = keepalive_max.unsigned_abs();
+        }
+        if st.keepalive_interval.is_some() && st.keepalive_max == 0 {
+            return 0;
+        }
+        set_drop_in_settings(st);
+        1
+    });
+    r.unwrap_or(0)
+}
+
 /// Everything `connect` does, in the caller's thread until the command runs.
 fn connect_inner(
     h: &mut cyg_dropbear_cli_handle,

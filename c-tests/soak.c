@@ -1293,6 +1293,67 @@ static int c_server_stopped(const struct server *s)
     return back_to_baseline(2000, NULL);
 }
 
+/* A frozen server with keepalive on (the sshbridge_set_timeouts extension): the application
+ * gets EOF within interval x (max + 1) plus a margin, and close(h, 1) returns at once with a
+ * keepalive error instead of waiting out the close-wait timeout. */
+static int stopped_keepalive_inner(const struct server *s, cyg_dropbear_cli_handle *h)
+{
+    struct victims v;
+    CHECK(sshbridge_set_timeouts(-1, -1, -1, 300, 2) == 1, "sshbridge_set_timeouts refused keepalive 300 ms x 2");
+    int rc = start_download(s, h, &v, 4);
+    CHECK(sshbridge_set_timeouts(-1, -1, -1, 0, 3) == 1, "sshbridge_set_timeouts refused to turn keepalive off");
+    if (rc != PASS)
+        return FAIL;
+    if (stop_proc(s->listener) != PASS)
+        return FAIL;
+    for (int i = 0; i < v.n; i++)
+        if (stop_proc(v.pid[i]) != PASS)
+            return FAIL;
+    long t0 = now_ms(), eof_ms = -1;
+    char tmp[65536];
+    while (now_ms() - t0 < 10000) {
+        struct pollfd pf = { h->db_stdin_stdout, POLLIN, 0 };
+        int prc = poll(&pf, 1, 100);
+        if (prc < 0 && errno == EINTR)
+            continue;
+        CHECK(prc >= 0, "poll: %s", strerror(errno));
+        if (!(pf.revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        ssize_t r = read(pf.fd, tmp, sizeof tmp);
+        if (r == 0) {
+            eof_ms = now_ms() - t0;
+            break;
+        }
+    }
+    printf("  keepalive 300 ms x 2: EOF %ld ms after the server was frozen\n", eof_ms);
+    CHECK(eof_ms >= 0 && eof_ms <= 4000, "no EOF within 4 s of freezing the server with keepalive on (%ld)", eof_ms);
+    long t1 = now_ms();
+    cyg_dropbear_ssh_close(h, 1);
+    long took = now_ms() - t1;
+    printf("  close(h, 1) returned in %ld ms, db_exitcode %d, db_error \"%s\"\n", took, h->db_exitcode, h->db_error);
+    CHECK(took <= 2000, "close(h, 1) took %ld ms after keepalive declared the server dead", took);
+    CHECK(strstr(h->db_error, "keepalive") != NULL, "db_error \"%s\" does not mention keepalive", h->db_error);
+    CHECK(h->db_exitcode == -1, "db_exitcode %d, want -1", h->db_exitcode);
+    return PASS;
+}
+
+static int c_server_stopped_keepalive(const struct server *s)
+{
+    cyg_dropbear_cli_handle h;
+    memset(&h, 0, sizeof h);
+    h.db_private = NULL;
+    CHECK(s->listener > 0 && kill(s->listener, 0) == 0, "the dedicated sshd (pid %ld) is not running",
+          (long)s->listener);
+    int rc = stopped_keepalive_inner(s, &h);
+    continue_all();
+    g_n_stopped = 0;
+    sshbridge_set_timeouts(-1, -1, -1, 0, 3);
+    cyg_dropbear_ssh_close(&h, 0);
+    if (rc != PASS)
+        return rc;
+    return back_to_baseline(2000, NULL);
+}
+
 /* ------------------------------------------------------------------------------------- */
 /* main                                                                                    */
 /* ------------------------------------------------------------------------------------- */
@@ -1306,6 +1367,7 @@ static const struct {
     { "server_killed", c_server_killed },
     { "server_killed_upload", c_server_killed_upload },
     { "server_stopped", c_server_stopped },
+    { "server_stopped_keepalive", c_server_stopped_keepalive },
 };
 
 int main(int argc, char **argv)

@@ -137,6 +137,7 @@ pub fn run(ctx: WorkerCtx) {
     let mut discarded: u64 = 0;
 
     loop {
+        let was_dead = net_dead;
         // What the application asked for.
         {
             let mut sh = shared.lock();
@@ -284,6 +285,11 @@ pub fn run(ctx: WorkerCtx) {
         }
 
         // Wait for something to happen.
+        if net_dead && !was_dead {
+            // The connection died during this pass: go round once more without waiting, so the
+            // application gets its EOF (and its input is drained) now rather than at the next wake.
+            continue;
+        }
         // Re-evaluated here: the connection may have died since the top of this iteration.
         let sink_now = !app_eof
             && (net_dead || client.channel(id).map_or(true, |c| c.close_received || c.state == ChanState::Closed));

@@ -333,7 +333,7 @@ impl Channel {
         while sent < data.len() && self.writable(t) > 0 {
             let n = (data.len() - sent).min(self.remote_window as usize).min(chunk_max);
             let chunk = data.get(sent..sent + n).unwrap_or(&[]);
-            t.send_msg(&Msg::ChannelData { recipient: self.remote_id, data: chunk });
+            t.send_channel_data(self.remote_id, chunk);
             self.remote_window -= n as u32;
             sent += n;
         }
@@ -370,7 +370,7 @@ impl Channel {
 
     /// Copy buffered remote stdout (or stderr) into `buf`; consumed bytes reopen the window.
     pub fn read(&mut self, stderr: bool, buf: &mut [u8], t: &mut Transport) -> usize {
-        let q = if stderr { &mut self.stderr } else { &mut self.stdout };
+        let q = if stderr { &self.stderr } else { &self.stdout };
         let n = buf.len().min(q.len());
         let (a, b) = q.as_slices();
         let from_a = n.min(a.len());
@@ -380,9 +380,27 @@ impl Channel {
         if let (Some(dst), Some(src)) = (buf.get_mut(from_a..n), b.get(..n - from_a)) {
             dst.copy_from_slice(src);
         }
+        self.consume(stderr, n, t);
+        n
+    }
+
+    /// The oldest contiguous run of buffered stdout (or stderr), for writing out without a copy.
+    pub fn peek(&self, stderr: bool) -> &[u8] {
+        let q = if stderr { &self.stderr } else { &self.stdout };
+        let (a, b) = q.as_slices();
+        if a.is_empty() {
+            b
+        } else {
+            a
+        }
+    }
+
+    /// Drop the first `n` buffered bytes (delivered); they reopen the window.
+    pub fn consume(&mut self, stderr: bool, n: usize, t: &mut Transport) {
+        let q = if stderr { &mut self.stderr } else { &mut self.stdout };
+        let n = n.min(q.len());
         q.drain(..n);
         self.ack(n as u32, t);
-        n
     }
 
     /// Throw away buffered output (the application stopped reading) and keep the window open so

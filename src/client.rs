@@ -78,7 +78,6 @@ pub struct Client {
     phase: Phase,
     channels: Vec<Channel>,
     next_id: u32,
-    scratch: Vec<u8>,
     events: VecDeque<Event>,
     error: Option<Error>,
     /// Global requests of ours (keepalive) waiting for an answer.
@@ -101,7 +100,6 @@ impl Client {
             phase: Phase::Handshake,
             channels: Vec::new(),
             next_id: 0,
-            scratch: Vec::with_capacity(MAX_SCRATCH),
             events: VecDeque::new(),
             error: None,
             pending_global: 0,
@@ -148,11 +146,30 @@ impl Client {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if !data.is_empty() {
+        self.t.receive(data);
+        self.input_arrived(data.len(), now)
+    }
+
+    /// Space of at least `min` bytes to read network input into without a copy; then call
+    /// `input_read` with the count. Same as `handle_input`, one copy fewer.
+    pub fn input_space(&mut self, min: usize) -> &mut [u8] {
+        self.t.input_space(min)
+    }
+
+    /// `n` bytes were read into the last `input_space`: process them as `handle_input` does.
+    pub fn input_read(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.t.commit_input(n);
+        self.input_arrived(n, now)
+    }
+
+    fn input_arrived(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+        if n > 0 {
             self.last_heard = now;
             self.unanswered = 0;
         }
-        self.t.receive(data);
         let r = self.process(now);
         self.fail_on(r)
     }
@@ -220,26 +237,23 @@ impl Client {
     }
 
     fn process(&mut self, now: Instant) -> Result<(), Error> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = self.process_inner(now, &mut scratch);
-        if scratch.capacity() > MAX_SCRATCH {
-            scratch = Vec::with_capacity(MAX_SCRATCH);
-        }
-        self.scratch = scratch;
-        r
-    }
-
-    fn process_inner(&mut self, now: Instant, scratch: &mut Vec<u8>) -> Result<(), Error> {
-        while let Some(ev) = self.t.poll(now, scratch)? {
+        while let Some(ev) = self.t.poll(now)? {
             match ev {
                 TEvent::KexDone { first: true } => {
                     self.t.send_msg(&Msg::ServiceRequest { name: "ssh-userauth" });
                     self.t.set_service(Service::Requested);
                 }
                 TEvent::KexDone { first: false } => {}
-                TEvent::Payload { seq } => self.dispatch(scratch, seq)?,
+                TEvent::Payload { seq, range } => {
+                    // The payload is read where it was decrypted: borrow the input buffer.
+                    let input = self.t.lend_input();
+                    let r = self.dispatch(input.get(range).unwrap_or_default(), seq);
+                    self.t.return_input(input);
+                    r?;
+                }
             }
         }
+        self.t.trim_input(MAX_IDLE_INPUT);
         self.t.maybe_rekey(now);
         Ok(())
     }
@@ -379,6 +393,17 @@ impl Client {
         self.channel_mut(id).map_or(0, |(c, t)| c.read(stderr, buf, t))
     }
 
+    /// Buffered remote output, without copying: the oldest contiguous run (empty when none).
+    /// Follow with `consume` for what was used.
+    pub fn peek(&self, id: ChannelId, stderr: bool) -> &[u8] {
+        self.channel(id).map_or(&[], |c| c.peek(stderr))
+    }
+    /// The first `n` bytes of `peek` were delivered: drop them and reopen the window.
+    pub fn consume(&mut self, id: ChannelId, stderr: bool, n: usize) {
+        if let Some((c, t)) = self.channel_mut(id) {
+            c.consume(stderr, n, t);
+        }
+    }
     pub fn discard(&mut self, id: ChannelId, stderr: bool) {
         if let Some((c, t)) = self.channel_mut(id) {
             c.discard(stderr, t);
@@ -405,7 +430,8 @@ impl Client {
     }
 }
 
-const MAX_SCRATCH: usize = 64 * 1024;
+/// An input buffer grown beyond this (by one huge packet) is released once it is empty.
+const MAX_IDLE_INPUT: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {

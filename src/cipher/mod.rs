@@ -237,13 +237,31 @@ impl Sealer {
     /// the length field is excluded from the alignment as OpenSSH does), the whole packet at
     /// least 16 bytes. `payload` must not exceed `MAX_PACKET_LEN` (callers keep to 35000).
     pub fn seal(&mut self, seq: u32, payload: &[u8], rng: &mut dyn Random, out: &mut Vec<u8>) {
-        let pad = self.mode.padding_for(payload.len());
-        let packet_len = payload.len().saturating_add(pad).saturating_add(1);
-        let start = out.len();
-        out.reserve(packet_len.saturating_add(4).saturating_add(self.mode.tag_len()));
-        out.extend_from_slice(&u32::try_from(packet_len).unwrap_or(u32::MAX).to_be_bytes());
-        out.push(u8::try_from(pad).unwrap_or(u8::MAX));
+        let start = self.begin(out, payload.len());
         out.extend_from_slice(payload);
+        self.finish(seq, rng, out, start);
+    }
+
+    /// Build a packet in place, for payloads assembled piece by piece without a copy: `begin`
+    /// reserves the header (room for `hint` payload bytes), the caller appends the payload to
+    /// `out`, and `finish` pads, encrypts and MACs it. `seal` is these three steps.
+    pub fn begin(&self, out: &mut Vec<u8>, hint: usize) -> usize {
+        let start = out.len();
+        // Header, padding (at most two blocks plus the minimum packet) and tag fit in 96 bytes.
+        out.reserve(hint.saturating_add(96));
+        out.extend_from_slice(&[0u8; 5]);
+        start
+    }
+
+    /// Complete the packet `begin` started at `start`; the payload is `out[start + 5..]`.
+    pub fn finish(&mut self, seq: u32, rng: &mut dyn Random, out: &mut Vec<u8>, start: usize) {
+        let payload_len = out.len().saturating_sub(start.saturating_add(5));
+        let pad = self.mode.padding_for(payload_len);
+        let packet_len = payload_len.saturating_add(pad).saturating_add(1);
+        if let Some(h) = out.get_mut(start..start.saturating_add(5)) {
+            h[..4].copy_from_slice(&u32::try_from(packet_len).unwrap_or(u32::MAX).to_be_bytes());
+            h[4] = u8::try_from(pad).unwrap_or(u8::MAX);
+        }
         let pad_at = out.len();
         out.resize(pad_at.saturating_add(pad), 0);
         if let Some(p) = out.get_mut(pad_at..) {

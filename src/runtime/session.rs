@@ -119,7 +119,6 @@ pub struct Session {
     client: Client,
     io_timeout: Option<Duration>,
     events: Vec<(ChannelId, ChannelEvent)>,
-    rbuf: Vec<u8>,
 }
 
 /// Connect to `addr` (each resolved address in turn) with the connect timeout.
@@ -165,7 +164,7 @@ impl Session {
             keepalive_max: config.keepalive_max,
         };
         let client = Client::new(cc, Box::new(OsRandom), Instant::now());
-        let mut s = Session { sock, client, io_timeout: config.io_timeout, events: Vec::new(), rbuf: vec![0; READ_CHUNK] };
+        let mut s = Session { sock, client, io_timeout: config.io_timeout, events: Vec::new() };
         s.run_until(|c| c.phase() != Phase::Handshake, Some(deadline), "key exchange")?;
         let auth_deadline = deadline.min(Instant::now() + config.auth_timeout);
         s.run_until(|c| c.phase() == Phase::Connected, Some(auth_deadline), "authentication")?;
@@ -245,16 +244,16 @@ impl Session {
             let ready = sys::poll(&[(self.sock.as_raw_fd(), true, want_write)], wake)?;
             let now = Instant::now();
             if ready.first().is_some_and(|r| r.read || r.hup) {
-                match self.sock.read(&mut self.rbuf) {
+                // Straight into the client's input buffer: no copy before decryption.
+                match self.sock.read(self.client.input_space(READ_CHUNK)) {
                     Ok(0) => {
                         let e = Error::ConnectionClosed(format!("server closed the connection during {what}"));
                         self.client.fail(e.clone());
                         return Err(e);
                     }
                     Ok(n) => {
-                        let data = self.rbuf.get(..n).unwrap_or(&[]);
                         // An error is recorded in the client and reported at the loop's top.
-                        let _ = self.client.handle_input(data, now);
+                        let _ = self.client.input_read(n, now);
                     }
                     Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                     Err(e) => {

@@ -20,6 +20,8 @@ use crate::runtime::sys;
 
 /// Largest chunk moved in one step.
 const CHUNK: usize = 32 * 1024;
+/// Network bytes asked for per read(2).
+const NET_READ: usize = 64 * 1024;
 /// Stop reading the application while this much is queued for the network.
 const MAX_QUEUED: usize = 256 * 1024;
 /// After close(h, 0), how long the worker keeps trying to say goodbye.
@@ -52,50 +54,50 @@ pub struct WorkerCtx {
     pub shared: Arc<Mutex<Shared>>,
 }
 
-/// One direction of remote output toward the application.
+/// One direction of remote output toward the application, written straight from the
+/// channel's buffer (no copy in between).
 struct Outflow {
     sock: UnixStream,
-    pending: Vec<u8>,
-    pos: usize,
+    stderr: bool,
+    /// Output was left in the channel's buffer at the last `pump` (the socket was full).
+    pending: bool,
     /// The application closed its reading end: discard from now on.
     broken: bool,
     shut: bool,
 }
 
 impl Outflow {
-    fn new(sock: UnixStream) -> Outflow {
-        Outflow { sock, pending: Vec::with_capacity(CHUNK), pos: 0, broken: false, shut: false }
+    fn new(sock: UnixStream, stderr: bool) -> Outflow {
+        Outflow { sock, stderr, pending: false, broken: false, shut: false }
     }
 
     fn has_pending(&self) -> bool {
-        self.pos < self.pending.len()
+        self.pending
     }
 
     /// Move buffered channel output into the socket; returns whether progress was made.
-    fn pump(&mut self, client: &mut Client, id: ChannelId, stderr: bool) -> bool {
+    fn pump(&mut self, client: &mut Client, id: ChannelId) -> bool {
         let mut progress = false;
         loop {
             if self.broken {
-                client.discard(id, stderr);
-                self.pending.clear();
-                self.pos = 0;
+                client.discard(id, self.stderr);
+                self.pending = false;
                 return progress;
             }
-            if !self.has_pending() {
-                self.pending.resize(CHUNK, 0);
-                let n = client.read(id, stderr, &mut self.pending);
-                self.pending.truncate(n);
-                self.pos = 0;
-                if n == 0 {
-                    return progress;
-                }
+            let data = client.peek(id, self.stderr);
+            if data.is_empty() {
+                self.pending = false;
+                return progress;
             }
-            match self.sock.write(self.pending.get(self.pos..).unwrap_or_default()) {
+            match self.sock.write(data) {
                 Ok(n) => {
-                    self.pos += n;
+                    client.consume(id, self.stderr, n);
                     progress = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending = true;
+                    return progress;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     // EPIPE or similar: nobody reads. Keep the window moving so the remote
@@ -125,11 +127,10 @@ pub fn run(ctx: WorkerCtx) {
     let _ = stdio.set_nonblocking(true);
     let _ = stderr.set_nonblocking(true);
     let _ = wake.set_nonblocking(true);
-    let mut out = Outflow::new(stdio);
-    let mut err = Outflow::new(stderr);
+    let mut out = Outflow::new(stdio, false);
+    let mut err = Outflow::new(stderr, true);
     let mut app_eof = false;
     let mut net_dead = false;
-    let mut rbuf = vec![0u8; 64 * 1024];
     let mut ibuf = vec![0u8; CHUNK];
     let mut close: Option<CloseMode> = None;
     let mut detached_deadline: Option<Instant> = None;
@@ -160,8 +161,8 @@ pub fn run(ctx: WorkerCtx) {
             }
         }
         // Remote output toward the application.
-        out.pump(&mut client, id, false);
-        err.pump(&mut client, id, true);
+        out.pump(&mut client, id);
+        err.pump(&mut client, id);
         let ch_done = client.channel(id).map_or(true, |c| c.eof_received || c.state == ChanState::Closed);
         if ch_done || net_dead {
             out.finish();
@@ -354,15 +355,16 @@ pub fn run(ctx: WorkerCtx) {
         }
         if !net_dead && (at(1).read || at(1).hup) {
             loop {
-                match sock.read(&mut rbuf) {
+                // Straight into the transport's input buffer: no copy before decryption.
+                match sock.read(client.input_space(NET_READ)) {
                     Ok(0) => {
                         client.fail(Error::ConnectionClosed("server closed the connection".into()));
                         net_dead = true;
                         break;
                     }
                     Ok(n) => {
-                        let _ = client.handle_input(rbuf.get(..n).unwrap_or_default(), Instant::now());
-                        if n < rbuf.len() {
+                        let _ = client.input_read(n, Instant::now());
+                        if n < NET_READ {
                             break;
                         }
                     }

@@ -10,6 +10,7 @@ pub mod ident;
 pub mod negotiate;
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::algs::Preferences;
@@ -65,8 +66,9 @@ impl HostKeyCheck {
 /// What `poll` hands upward.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A payload for the layers above is in the scratch buffer; `seq` is its sequence number.
-    Payload { seq: u32 },
+    /// A payload for the layers above: `input[range]` of the buffer `lend_input` hands out
+    /// (decrypted in place, not copied); `seq` is its sequence number.
+    Payload { seq: u32, range: Range<usize> },
     /// A key exchange finished (the first one: keys are in place, authentication may start).
     KexDone { first: bool },
 }
@@ -95,11 +97,16 @@ pub struct Transport {
     host_key_check: HostKeyCheck,
     limits: RekeyLimits,
     rng: Box<dyn Random>,
+    /// Random bytes for packet padding, drawn from `rng` a pool at a time.
+    pad_pool: PadPool,
 
     ident: Option<IdentReader>,
     server_ident: Vec<u8>,
+    /// Received bytes are `inbuf[in_start..in_end]`; `inbuf[in_end..]` is initialised space
+    /// the network can be read into directly (`input_space`).
     inbuf: Vec<u8>,
     in_start: usize,
+    in_end: usize,
     out: Vec<u8>,
     /// Bytes of `out` already written to the network.
     out_start: usize,
@@ -150,10 +157,12 @@ impl Transport {
             host_key_check,
             limits,
             rng,
+            pad_pool: PadPool::default(),
             ident: Some(IdentReader::default()),
             server_ident: Vec::new(),
             inbuf: Vec::new(),
             in_start: 0,
+            in_end: 0,
             out: Vec::with_capacity(4096),
             out_start: 0,
             opener: Opener::plaintext(),
@@ -249,10 +258,21 @@ impl Transport {
     }
 
     fn seal(&mut self, payload: &[u8]) {
-        self.sealer.seal(self.tx_seq, payload, self.rng.as_mut(), &mut self.out);
+        self.seal_parts(&[payload]);
+    }
+
+    /// Seal one packet whose payload is `parts` joined, built in place in the output buffer.
+    fn seal_parts(&mut self, parts: &[&[u8]]) {
+        let len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+        let start = self.sealer.begin(&mut self.out, len);
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        let mut pad = PadSource { pool: &mut self.pad_pool, rng: self.rng.as_mut() };
+        self.sealer.finish(self.tx_seq, &mut pad, &mut self.out, start);
         self.tx_seq = self.tx_seq.wrapping_add(1);
         self.since_kex_packets_tx = self.since_kex_packets_tx.saturating_add(1);
-        self.since_kex_bytes = self.since_kex_bytes.saturating_add(payload.len() as u64);
+        self.since_kex_bytes = self.since_kex_bytes.saturating_add(len as u64);
     }
 
     /// Send a payload from the layers above: straight out, or queued while a key exchange needs
@@ -268,6 +288,22 @@ impl Transport {
             }
         } else {
             self.queued.push_back(payload.to_vec());
+        }
+    }
+
+    /// Send CHANNEL_DATA (RFC 4254 section 5.2) built directly in the output buffer: the data
+    /// is copied once, into the packet that is then encrypted in place. Same rules as `send`.
+    pub fn send_channel_data(&mut self, recipient: u32, data: &[u8]) {
+        if !(self.can_send() && self.queued.is_empty()) {
+            self.send_msg(&Msg::ChannelData { recipient, data });
+            return;
+        }
+        let mut header = [msg::CHANNEL_DATA, 0, 0, 0, 0, 0, 0, 0, 0];
+        header[1..5].copy_from_slice(&recipient.to_be_bytes());
+        header[5..].copy_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.seal_parts(&[&header, data]);
+        if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
+            self.send_kexinit();
         }
     }
 
@@ -332,27 +368,70 @@ impl Transport {
 
     /// Append bytes received from the network.
     pub fn receive(&mut self, data: &[u8]) {
-        if self.in_start > 0 && (self.in_start >= self.inbuf.len() / 2 || self.in_start > 1 << 20) {
-            self.inbuf.drain(..self.in_start);
+        if let Some(dst) = self.input_space(data.len()).get_mut(..data.len()) {
+            dst.copy_from_slice(data);
+            self.commit_input(data.len());
+        }
+    }
+
+    /// At least `min` bytes of space to read network bytes into directly, with no copy; say how
+    /// many arrived with `commit_input`. Space already read out is reused first, so the buffer
+    /// stays near `min` plus one partial packet.
+    pub fn input_space(&mut self, min: usize) -> &mut [u8] {
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+        } else if self.in_start > 0 && self.inbuf.len().saturating_sub(self.in_end) < min {
+            self.inbuf.copy_within(self.in_start..self.in_end, 0);
+            self.in_end -= self.in_start;
             self.in_start = 0;
         }
-        self.inbuf.extend_from_slice(data);
+        let want = self.in_end.saturating_add(min);
+        if self.inbuf.len() < want {
+            self.inbuf.resize(want, 0);
+        }
+        self.inbuf.get_mut(self.in_end..).unwrap_or_default()
+    }
+
+    /// `n` bytes were written at the start of the last `input_space`.
+    pub fn commit_input(&mut self, n: usize) {
+        self.in_end = self.in_end.saturating_add(n).min(self.inbuf.len());
     }
 
     /// Bytes received and not yet turned into packets.
     pub fn buffered_input(&self) -> usize {
-        self.inbuf.len().saturating_sub(self.in_start)
+        self.in_end.saturating_sub(self.in_start)
+    }
+
+    /// Hand out the input buffer, so that a payload `poll` returned (`Event::Payload`) can be
+    /// read while the transport is used to answer it. Give it back with `return_input` before
+    /// the next `poll`, `receive` or `input_space`.
+    pub fn lend_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inbuf)
+    }
+
+    pub fn return_input(&mut self, buf: Vec<u8>) {
+        self.inbuf = buf;
+    }
+
+    /// Let go of a large input buffer when nothing is buffered (idle sessions stay small).
+    pub fn trim_input(&mut self, keep: usize) {
+        if self.in_start == self.in_end && self.inbuf.capacity() > keep {
+            self.inbuf = Vec::new();
+            self.in_start = 0;
+            self.in_end = 0;
+        }
     }
 
     fn gate_state(&self) -> GateState {
         GateState { kex: self.kex.stage(), initial: !self.keys_in_place, strict: self.strict, service: self.service }
     }
 
-    /// Process input until a payload for the layers above (copied into `scratch`) or a
-    /// key-exchange milestone is ready; `Ok(None)` when more input is needed.
-    pub fn poll(&mut self, now: Instant, scratch: &mut Vec<u8>) -> Result<Option<Event>, Error> {
+    /// Process input until a payload for the layers above or a key-exchange milestone is ready;
+    /// `Ok(None)` when more input is needed. An upward payload stays where it was decrypted.
+    pub fn poll(&mut self, now: Instant) -> Result<Option<Event>, Error> {
         if let Some(reader) = self.ident.as_mut() {
-            let avail = self.inbuf.get(self.in_start..).unwrap_or(&[]);
+            let avail = self.inbuf.get(self.in_start..self.in_end).unwrap_or(&[]);
             let (res, used) = reader.feed(avail)?;
             self.in_start += used;
             match res {
@@ -364,7 +443,7 @@ impl Transport {
             }
         }
         loop {
-            let input = self.inbuf.get_mut(self.in_start..).unwrap_or_default();
+            let input = self.inbuf.get_mut(self.in_start..self.in_end).unwrap_or_default();
             let (consumed, range) = match self.opener.open(self.rx_seq, input)? {
                 Opened::NeedMore(_) => return Ok(None),
                 Opened::Packet { consumed, payload } => (consumed, payload),
@@ -377,12 +456,15 @@ impl Transport {
             }
             self.rx_seq = self.rx_seq.wrapping_add(1);
             self.since_kex_packets_rx = self.since_kex_packets_rx.saturating_add(1);
-            scratch.clear();
-            scratch.extend_from_slice(
-                self.inbuf.get(start + range.start..start + range.end).ok_or_else(|| Error::internal("payload range"))?,
-            );
-            self.since_kex_bytes = self.since_kex_bytes.saturating_add(scratch.len() as u64);
-            let n = scratch.first().copied().ok_or_else(|| Error::protocol("empty packet payload"))?;
+            let range = start + range.start..start + range.end;
+            self.since_kex_bytes = self.since_kex_bytes.saturating_add(range.len() as u64);
+            let n = *self.inbuf.get(range.clone()).and_then(|p| p.first()).ok_or_else(|| {
+                if range.is_empty() {
+                    Error::protocol("empty packet payload")
+                } else {
+                    Error::internal("payload range")
+                }
+            })?;
             match gate(&self.gate_state(), n) {
                 Verdict::Reject(e) => return Err(e),
                 Verdict::Ignore => continue,
@@ -392,13 +474,19 @@ impl Transport {
                 }
                 Verdict::Accept => {}
             }
-            if let Some(ev) = self.handle_transport(n, seq, scratch, now)? {
+            if !handled_here(n) {
+                return Ok(Some(Event::Payload { seq, range }));
+            }
+            let buf = self.lend_input();
+            let r = self.handle_transport(n, seq, buf.get(range).unwrap_or_default(), now);
+            self.return_input(buf);
+            if let Some(ev) = r? {
                 return Ok(Some(ev));
             }
         }
     }
 
-    /// Handle a transport-layer message; anything else is returned upward.
+    /// Handle a transport-layer message (`handled_here`).
     fn handle_transport(&mut self, n: u8, seq: u32, payload: &[u8], now: Instant) -> Result<Option<Event>, Error> {
         match n {
             msg::IGNORE | msg::DEBUG | msg::UNIMPLEMENTED | msg::DISCONNECT | msg::EXT_INFO => {
@@ -422,7 +510,7 @@ impl Transport {
             msg::KEXINIT => self.on_kexinit(seq, payload).map(|()| None),
             msg::KEX_REPLY => self.on_kex_reply(payload).map(|()| None),
             msg::NEWKEYS => self.on_newkeys(payload, now).map(Some),
-            _ => Ok(Some(Event::Payload { seq })),
+            _ => Err(Error::internal(format!("message {n} is not a transport message"))),
         }
     }
 
@@ -562,3 +650,150 @@ const _: fn() = || {
     fn is_send<T: Send>() {}
     is_send::<Transport>();
 };
+
+/// Padding needs a few random bytes per packet; asking the generator (a system call) once per
+/// packet costs more than the padding is worth, so they come from a pool refilled 256 at a time.
+struct PadPool {
+    bytes: [u8; 256],
+    used: usize,
+}
+
+impl Default for PadPool {
+    fn default() -> Self {
+        PadPool { bytes: [0; 256], used: 256 }
+    }
+}
+
+impl Drop for PadPool {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.bytes);
+    }
+}
+
+struct PadSource<'a> {
+    pool: &'a mut PadPool,
+    rng: &'a mut dyn Random,
+}
+
+impl Random for PadSource<'_> {
+    fn fill(&mut self, buf: &mut [u8]) {
+        let pool = &mut *self.pool;
+        if buf.len() > pool.bytes.len() {
+            self.rng.fill(buf);
+            return;
+        }
+        if pool.bytes.len() - pool.used < buf.len() {
+            self.rng.fill(&mut pool.bytes);
+            pool.used = 0;
+        }
+        let end = pool.used + buf.len();
+        if let Some(src) = pool.bytes.get_mut(pool.used..end) {
+            buf.copy_from_slice(src);
+            src.fill(0);
+        }
+        pool.used = end;
+    }
+}
+
+/// The messages `poll` acts on itself; every other accepted message goes upward.
+fn handled_here(n: u8) -> bool {
+    matches!(
+        n,
+        msg::DISCONNECT | msg::IGNORE | msg::UNIMPLEMENTED | msg::DEBUG | msg::EXT_INFO | msg::KEXINIT | msg::NEWKEYS | msg::KEX_REPLY
+    )
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::TestRng;
+
+    fn transport() -> Transport {
+        Transport::new(Preferences::default(), HostKeyCheck::default(), RekeyLimits::default(), Box::new(TestRng::new(5)), Instant::now())
+    }
+
+    #[test]
+    fn input_space_reuses_consumed_room_and_keeps_unread_bytes() {
+        let mut t = transport();
+        let space = t.input_space(10);
+        assert!(space.len() >= 10);
+        space[..6].copy_from_slice(b"SSH-2.");
+        t.commit_input(6);
+        assert_eq!(t.buffered_input(), 6);
+        t.in_start = 4; // as if four bytes were parsed
+        let cap = t.inbuf.len();
+        let space = t.input_space(cap); // not enough room at the end: unread bytes move to the front
+        assert!(space.len() >= cap);
+        assert_eq!(t.in_start, 0);
+        assert_eq!(t.inbuf.get(..2), Some(&b"2."[..]));
+        assert_eq!(t.buffered_input(), 2);
+        t.commit_input(usize::MAX); // a lying count cannot run past the buffer
+        assert_eq!(t.in_end, t.inbuf.len());
+    }
+
+    #[test]
+    fn input_arriving_in_any_split_gives_the_same_packets() {
+        let mut payloads = Vec::new();
+        let mut wire = Vec::new();
+        for len in [1usize, 5, 40, 1000, 33000] {
+            let p: Vec<u8> = (0..len).map(|i| 94u8.wrapping_add(i as u8)).collect();
+            let mut p = p;
+            p[0] = 94;
+            Sealer::plaintext().seal(0, &p, &mut TestRng::new(1), &mut wire);
+            payloads.push(p);
+        }
+        for split in [1usize, 7, 4096, 65536] {
+            let mut t = transport();
+            t.ident = None; // no version line in this test
+            t.keys_in_place = true;
+            t.service = Service::Connected;
+            let mut got = Vec::new();
+            for chunk in wire.chunks(split) {
+                t.receive(chunk);
+                while let Some(Event::Payload { range, .. }) = t.poll(Instant::now()).unwrap() {
+                    let buf = t.lend_input();
+                    got.push(buf[range].to_vec());
+                    t.return_input(buf);
+                }
+            }
+            assert_eq!(got, payloads, "split {split}");
+            assert_eq!(t.buffered_input(), 0);
+        }
+    }
+
+    #[test]
+    fn channel_data_built_in_place_equals_the_encoded_message() {
+        let mut a = transport();
+        let mut b = transport();
+        for t in [&mut a, &mut b] {
+            t.out.clear();
+            t.out_start = 0;
+            t.kex = KexState::Idle;
+            t.session_id = Some(vec![1; 32]); // as after the first key exchange
+            assert!(t.can_send());
+        }
+        let data: Vec<u8> = (0..40000u32).map(|i| i as u8).collect();
+        a.send_channel_data(7, &data);
+        b.send(&Msg::ChannelData { recipient: 7, data: &data }.encode());
+        assert!(a.output().len() > data.len() + 13);
+        assert_eq!(a.output(), b.output());
+        assert_eq!((a.tx_seq, a.since_kex_bytes), (b.tx_seq, b.since_kex_bytes));
+    }
+
+    #[test]
+    fn padding_pool_hands_out_fresh_bytes_and_refills() {
+        let mut pool = PadPool::default();
+        let mut rng = TestRng::new(9);
+        let mut seen = Vec::new();
+        for len in [4usize, 19, 255, 256, 300, 8] {
+            let mut buf = vec![0u8; len];
+            PadSource { pool: &mut pool, rng: &mut rng }.fill(&mut buf);
+            assert!(buf.iter().any(|&x| x != 0), "len {len}");
+            seen.push(buf);
+        }
+        // No byte string handed out twice.
+        assert_ne!(seen[0], seen[5]);
+        assert_ne!(seen[1][..8], seen[2][..8]);
+    }
+}

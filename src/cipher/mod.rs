@@ -258,9 +258,9 @@ impl Sealer {
         let payload_len = out.len().saturating_sub(start.saturating_add(5));
         let pad = self.mode.padding_for(payload_len);
         let packet_len = payload_len.saturating_add(pad).saturating_add(1);
+        let [a, b, c, d] = u32::try_from(packet_len).unwrap_or(u32::MAX).to_be_bytes();
         if let Some(h) = out.get_mut(start..start.saturating_add(5)) {
-            h[..4].copy_from_slice(&u32::try_from(packet_len).unwrap_or(u32::MAX).to_be_bytes());
-            h[4] = u8::try_from(pad).unwrap_or(u8::MAX);
+            h.copy_from_slice(&[a, b, c, d, u8::try_from(pad).unwrap_or(u8::MAX)]);
         }
         let pad_at = out.len();
         out.resize(pad_at.saturating_add(pad), 0);

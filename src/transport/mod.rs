@@ -298,10 +298,9 @@ impl Transport {
             self.send_msg(&Msg::ChannelData { recipient, data });
             return;
         }
-        let mut header = [msg::CHANNEL_DATA, 0, 0, 0, 0, 0, 0, 0, 0];
-        header[1..5].copy_from_slice(&recipient.to_be_bytes());
-        header[5..].copy_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
-        self.seal_parts(&[&header, data]);
+        let [r0, r1, r2, r3] = recipient.to_be_bytes();
+        let [l0, l1, l2, l3] = u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes();
+        self.seal_parts(&[&[msg::CHANNEL_DATA, r0, r1, r2, r3, l0, l1, l2, l3], data]);
         if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
             self.send_kexinit();
         }

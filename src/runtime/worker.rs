@@ -18,10 +18,12 @@ use crate::client::{ChannelId, Client, Phase};
 use crate::error::Error;
 use crate::runtime::sys;
 
-/// Largest chunk moved in one step.
-const CHUNK: usize = 32 * 1024;
-/// Network bytes asked for per read(2).
-const NET_READ: usize = 64 * 1024;
+/// Largest read from the application in one step (split into packets by the channel).
+const APP_READ: usize = 128 * 1024;
+/// Network bytes asked for per read(2): the first reads are small, so an idle session keeps a
+/// small buffer; every read that fills its space doubles the next, up to the maximum.
+const NET_READ_MIN: usize = 16 * 1024;
+const NET_READ_MAX: usize = 256 * 1024;
 /// Stop reading the application while this much is queued for the network.
 const MAX_QUEUED: usize = 256 * 1024;
 /// After close(h, 0), how long the worker keeps trying to say goodbye.
@@ -131,11 +133,12 @@ pub fn run(ctx: WorkerCtx) {
     let mut err = Outflow::new(stderr, true);
     let mut app_eof = false;
     let mut net_dead = false;
-    let mut ibuf = vec![0u8; CHUNK];
+    let mut ibuf = vec![0u8; APP_READ];
     let mut close: Option<CloseMode> = None;
     let mut detached_deadline: Option<Instant> = None;
     let (mut wake_gone, mut out_hup, mut err_hup) = (false, false, false);
     let mut discarded: u64 = 0;
+    let mut net_read = NET_READ_MIN;
 
     loop {
         let was_dead = net_dead;
@@ -204,7 +207,7 @@ pub fn run(ctx: WorkerCtx) {
 
         // Application input toward the server.
         while !sink && !app_eof && !net_dead && client.output_len() < MAX_QUEUED {
-            let room = client.writable(id).min(CHUNK);
+            let room = client.writable(id).min(APP_READ);
             if room == 0 {
                 break;
             }
@@ -356,7 +359,7 @@ pub fn run(ctx: WorkerCtx) {
         if !net_dead && (at(1).read || at(1).hup) {
             loop {
                 // Straight into the transport's input buffer: no copy before decryption.
-                match sock.read(client.input_space(NET_READ)) {
+                match sock.read(client.input_space(net_read).get_mut(..net_read).unwrap_or_default()) {
                     Ok(0) => {
                         client.fail(Error::ConnectionClosed("server closed the connection".into()));
                         net_dead = true;
@@ -364,9 +367,10 @@ pub fn run(ctx: WorkerCtx) {
                     }
                     Ok(n) => {
                         let _ = client.input_read(n, Instant::now());
-                        if n < NET_READ {
+                        if n < net_read {
                             break;
                         }
+                        net_read = (net_read * 2).min(NET_READ_MAX);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

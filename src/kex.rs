@@ -252,6 +252,7 @@ mod tests {
         for (alg, bits) in [(Kex::DhGroup14Sha256, 2048), (Kex::DhGroup16Sha512, 4096)] {
             let p = group_prime(alg).unwrap();
             assert_eq!(p.bits(), bits);
+            assert_eq!(p.bits_precision(), bits);
             // RFC 3526: the primes start and end with 64 one bits.
             let hex = p.to_string_radix_vartime(16).to_lowercase();
             assert!(hex.starts_with("ffffffffffffffffc90fdaa22168c234"));
@@ -307,6 +308,15 @@ mod tests {
         let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
         let p_minus_1 = p.wrapping_sub(BoxedUint::one());
         assert!(a.finish(&mpint_body(&p_minus_1.to_be_bytes())).is_err());
+        // More bytes than p is out of range; leading zero bytes do not count.
+        let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        assert!(matches!(a.finish(&[1u8; 257]), Err(Error::Crypto(m)) if m.contains("out of range")));
+        let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        let b = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        let mut padded = vec![0u8; 40];
+        padded.extend_from_slice(strip_zeros(&b.client_value));
+        let av = a.client_value.clone();
+        assert_eq!(*a.finish(&padded).unwrap(), *b.finish(&av).unwrap());
     }
 
     /// RFC 4253 section 7.2 by hand for one key: K1 = HASH(K || H || "A" || session_id),

@@ -119,8 +119,9 @@ impl PrivateKey {
         primes: Option<(&[u8], &[u8])>,
     ) -> Result<PrivateKey, Error> {
         let public = PublicKey::from_blob(&public::rsa_blob(e, n))?;
-        // The public blob check bounds n and e, so these fit; d and the primes are checked here.
-        let too_long = || Error::key("RSA private key value longer than the modulus");
+        // Only values of hundreds of megabytes fail to convert; the sizes that matter (d < n,
+        // p * q = n) are checked below and by the rsa crate.
+        let too_long = || Error::key("RSA private key value too long");
         let (n, e) = (uint(n).ok_or_else(too_long)?, uint(e).ok_or_else(too_long)?);
         let d = Zeroizing::new(uint(d).ok_or_else(too_long)?);
         // Guard the arithmetic of prime recovery (d e - 1 must not underflow).

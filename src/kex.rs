@@ -7,7 +7,9 @@ use crate::algs::Kex;
 use crate::error::Error;
 use crate::random::{CryptoRng, Random};
 use crate::wire::Writer;
-use rsa::BigUint;
+use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+use crypto_bigint::{BoxedUint, Odd, Resize};
+use p256::elliptic_curve::Generate;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
 
@@ -43,21 +45,40 @@ const GROUP16_P: &str = "\
 
 /// Bits of the DH private exponent: twice the 256-bit security we ask of the rest.
 const DH_EXPONENT_BYTES: usize = 64;
+const DH_EXPONENT_BITS: u32 = 8 * DH_EXPONENT_BYTES as u32;
 
-fn group_prime(alg: Kex) -> Option<BigUint> {
+fn group_prime(alg: Kex) -> Option<Odd<BoxedUint>> {
     let hex = match alg {
         Kex::DhGroup14Sha256 => GROUP14_P,
         Kex::DhGroup16Sha512 => GROUP16_P,
         _ => return None,
     };
     let digits: String = hex.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    BigUint::parse_bytes(digits.as_bytes(), 16)
+    BoxedUint::from_str_radix_vartime(&digits, 16).ok()?.into_odd().into_option()
+}
+
+/// Montgomery parameters of a group's prime (public, so computed in variable time).
+fn group_params(alg: Kex) -> Option<BoxedMontyParams> {
+    group_prime(alg).map(BoxedMontyParams::new_vartime)
+}
+
+/// `base^exponent mod p` in constant time (crypto-bigint's Montgomery exponentiation over all
+/// `DH_EXPONENT_BITS` bits of the exponent). `base` must be below p.
+fn dh_pow(base: &BoxedUint, exponent: &BoxedUint, params: &BoxedMontyParams) -> Result<BoxedUint, Error> {
+    let base = base.try_resize(params.bits_precision()).ok_or_else(|| Error::internal("DH base size"))?;
+    Ok(BoxedMontyForm::new(base, params).pow(exponent).retrieve())
+}
+
+/// The minimal big-endian magnitude of `n` (what the `mpint` encoding starts from).
+fn magnitude(n: &BoxedUint) -> Zeroizing<Vec<u8>> {
+    let bytes = Zeroizing::new(n.to_be_bytes());
+    Zeroizing::new(strip_zeros(&bytes).to_vec())
 }
 
 enum Secret {
     X25519(x25519_dalek::StaticSecret),
     P256(p256::ecdh::EphemeralSecret),
-    Dh { x: Zeroizing<Vec<u8>>, p: BigUint },
+    Dh { x: Zeroizing<BoxedUint>, params: BoxedMontyParams },
 }
 
 /// Our half of a key exchange in progress.
@@ -82,19 +103,23 @@ impl KexPending {
                 Ok(KexPending { alg, client_value: public.as_bytes().to_vec(), secret: Secret::X25519(secret) })
             }
             Kex::EcdhNistp256 => {
-                let secret = p256::ecdh::EphemeralSecret::random(&mut CryptoRng(rng));
-                let public = p256::EncodedPoint::from(secret.public_key());
+                let secret = p256::ecdh::EphemeralSecret::generate_from_rng(&mut CryptoRng(rng));
+                let public = p256::Sec1Point::from(secret.public_key());
                 Ok(KexPending { alg, client_value: public.as_bytes().to_vec(), secret: Secret::P256(secret) })
             }
             Kex::DhGroup14Sha256 | Kex::DhGroup16Sha512 => {
-                let p = group_prime(alg).ok_or_else(|| Error::internal("DH group prime"))?;
-                let mut x = Zeroizing::new(vec![0u8; DH_EXPONENT_BYTES]);
-                rng.fill(&mut x);
-                if let Some(b) = x.first_mut() {
+                let params = group_params(alg).ok_or_else(|| Error::internal("DH group prime"))?;
+                let mut bytes = Zeroizing::new([0u8; DH_EXPONENT_BYTES]);
+                rng.fill(&mut bytes[..]);
+                if let Some(b) = bytes.first_mut() {
                     *b |= 0x40; // never a tiny exponent
                 }
-                let e = BigUint::from(2u8).modpow(&BigUint::from_bytes_be(&x), &p);
-                Ok(KexPending { alg, client_value: mpint_body(&e.to_bytes_be()), secret: Secret::Dh { x, p } })
+                let x = Zeroizing::new(
+                    BoxedUint::from_be_slice(&bytes[..], DH_EXPONENT_BITS)
+                        .map_err(|_| Error::internal("DH exponent size"))?,
+                );
+                let e = dh_pow(&BoxedUint::from(2u8), &x, &params)?;
+                Ok(KexPending { alg, client_value: mpint_body(&magnitude(&e)), secret: Secret::Dh { x, params } })
             }
         }
     }
@@ -122,18 +147,21 @@ impl KexPending {
                 let shared = secret.diffie_hellman(&q);
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
-            Secret::Dh { x, p } => {
+            Secret::Dh { x, params } => {
                 if server_value.first().is_some_and(|b| b & 0x80 != 0) {
                     return Err(Error::crypto("negative DH value f"));
                 }
-                let f = BigUint::from_bytes_be(server_value);
-                let one = BigUint::from(1u8);
-                let p_minus_1 = &p - &one;
+                let out_of_range = || Error::crypto("DH value f out of range");
+                // Longer than p (leading zeros aside) is out of range too.
+                let f = BoxedUint::from_be_slice(strip_zeros(server_value), params.bits_precision())
+                    .map_err(|_| out_of_range())?;
+                let one = BoxedUint::one();
+                let p_minus_1 = params.modulus().wrapping_sub(&one);
                 if f <= one || f >= p_minus_1 {
-                    return Err(Error::crypto("DH value f out of range"));
+                    return Err(out_of_range());
                 }
-                let k = f.modpow(&BigUint::from_bytes_be(&x), &p);
-                Ok(Zeroizing::new(k.to_bytes_be()))
+                let k = Zeroizing::new(dh_pow(&f, &x, &params)?);
+                Ok(magnitude(&k))
             }
         }
     }
@@ -224,22 +252,26 @@ mod tests {
         for (alg, bits) in [(Kex::DhGroup14Sha256, 2048), (Kex::DhGroup16Sha512, 4096)] {
             let p = group_prime(alg).unwrap();
             assert_eq!(p.bits(), bits);
+            assert_eq!(p.bits_precision(), bits);
             // RFC 3526: the primes start and end with 64 one bits.
-            let hex = p.to_str_radix(16);
+            let hex = p.to_string_radix_vartime(16).to_lowercase();
             assert!(hex.starts_with("ffffffffffffffffc90fdaa22168c234"));
             assert!(hex.ends_with("ffffffffffffffff"));
-            let q = (&p - BigUint::from(1u8)) >> 1;
+            let one = BoxedUint::one();
+            let q = p.wrapping_sub(&one).shr(1);
             // Fermat test, base 2 and 3, on p and (p-1)/2.
-            for n in [&p, &q] {
+            for n in [p.get(), q] {
+                let params = BoxedMontyParams::new_vartime(n.clone().into_odd().unwrap());
                 for a in [2u8, 3] {
-                    let r = BigUint::from(a).modpow(&(n - BigUint::from(1u8)), n);
-                    assert_eq!(r, BigUint::from(1u8));
+                    let base = BoxedUint::from(a).try_resize(n.bits_precision()).unwrap();
+                    let r = BoxedMontyForm::new(base, &params).pow(&n.wrapping_sub(&one)).retrieve();
+                    assert_eq!(r, one);
                 }
             }
         }
-        let p14 = group_prime(Kex::DhGroup14Sha256).unwrap().to_str_radix(16);
+        let p14 = group_prime(Kex::DhGroup14Sha256).unwrap().to_string_radix_vartime(16).to_lowercase();
         assert!(p14.ends_with("15728e5a8aacaa68ffffffffffffffff"));
-        let p16 = group_prime(Kex::DhGroup16Sha512).unwrap().to_str_radix(16);
+        let p16 = group_prime(Kex::DhGroup16Sha512).unwrap().to_string_radix_vartime(16).to_lowercase();
         assert!(p16.ends_with("4df435c934063199ffffffffffffffff"));
     }
 
@@ -274,7 +306,17 @@ mod tests {
         }
         let p = group_prime(Kex::DhGroup14Sha256).unwrap();
         let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
-        assert!(a.finish(&mpint_body(&(&p - BigUint::from(1u8)).to_bytes_be())).is_err());
+        let p_minus_1 = p.wrapping_sub(BoxedUint::one());
+        assert!(a.finish(&mpint_body(&p_minus_1.to_be_bytes())).is_err());
+        // More bytes than p is out of range; leading zero bytes do not count.
+        let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        assert!(matches!(a.finish(&[1u8; 257]), Err(Error::Crypto(m)) if m.contains("out of range")));
+        let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        let b = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
+        let mut padded = vec![0u8; 40];
+        padded.extend_from_slice(strip_zeros(&b.client_value));
+        let av = a.client_value.clone();
+        assert_eq!(*a.finish(&padded).unwrap(), *b.finish(&av).unwrap());
     }
 
     /// RFC 4253 section 7.2 by hand for one key: K1 = HASH(K || H || "A" || session_id),

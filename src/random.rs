@@ -7,30 +7,30 @@ pub trait Random: Send {
     fn fill(&mut self, buf: &mut [u8]);
 }
 
-/// Adapter so a `&mut dyn Random` can be handed to RustCrypto APIs.
+/// Adapter so a `&mut dyn Random` can be handed to RustCrypto APIs (`rand_core` 0.10: an
+/// infallible `TryRng` marked `TryCryptoRng`, hence `Rng + CryptoRng`).
 pub struct CryptoRng<'a>(pub &'a mut dyn Random);
 
-impl rand_core::RngCore for CryptoRng<'_> {
-    fn next_u32(&mut self) -> u32 {
+impl rand_core::TryRng for CryptoRng<'_> {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
         let mut b = [0u8; 4];
         self.0.fill(&mut b);
-        u32::from_le_bytes(b)
+        Ok(u32::from_le_bytes(b))
     }
-    fn next_u64(&mut self) -> u64 {
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
         let mut b = [0u8; 8];
         self.0.fill(&mut b);
-        u64::from_le_bytes(b)
+        Ok(u64::from_le_bytes(b))
     }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill(dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
         self.0.fill(dest);
         Ok(())
     }
 }
 
-impl rand_core::CryptoRng for CryptoRng<'_> {}
+impl rand_core::TryCryptoRng for CryptoRng<'_> {}
 
 /// A deterministic generator for tests only (ChaCha20 keystream from a seed).
 #[cfg(any(test, feature = "test-util"))]

@@ -17,7 +17,7 @@
 //! Every function here works on slices whose lengths the packet layer has already validated;
 //! nothing indexes or panics on peer data.
 
-use aes_gcm::aead::AeadInPlace;
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20Legacy;
@@ -157,8 +157,8 @@ impl Gcm {
         let nonce = self.nonce();
         let (aad, body) = pkt.split_at_mut(4.min(pkt.len()));
         let r = match &self.key {
-            GcmKey::Aes128(k) => k.encrypt_in_place_detached((&nonce).into(), aad, body),
-            GcmKey::Aes256(k) => k.encrypt_in_place_detached((&nonce).into(), aad, body),
+            GcmKey::Aes128(k) => k.encrypt_inout_detached((&nonce).into(), aad, body.into()),
+            GcmKey::Aes256(k) => k.encrypt_inout_detached((&nonce).into(), aad, body.into()),
         };
         self.invocation = self.invocation.wrapping_add(1);
         match r {
@@ -178,8 +178,8 @@ impl Gcm {
     pub(super) fn encrypt_with_aad(&self, aad: &[u8], buf: &mut [u8]) -> Vec<u8> {
         let nonce = self.nonce();
         let tag = match &self.key {
-            GcmKey::Aes128(k) => k.encrypt_in_place_detached((&nonce).into(), aad, buf),
-            GcmKey::Aes256(k) => k.encrypt_in_place_detached((&nonce).into(), aad, buf),
+            GcmKey::Aes128(k) => k.encrypt_inout_detached((&nonce).into(), aad, buf.into()),
+            GcmKey::Aes256(k) => k.encrypt_inout_detached((&nonce).into(), aad, buf.into()),
         };
         tag.map(|t| t.to_vec()).unwrap_or_default()
     }
@@ -191,8 +191,8 @@ impl Gcm {
         let tag: [u8; AEAD_TAG_LEN] = tag.try_into().map_err(|_| tag_mismatch())?;
         let (aad, body) = pkt.split_at_mut(4.min(pkt.len()));
         let r = match &self.key {
-            GcmKey::Aes128(k) => k.decrypt_in_place_detached((&nonce).into(), aad, body, (&tag).into()),
-            GcmKey::Aes256(k) => k.decrypt_in_place_detached((&nonce).into(), aad, body, (&tag).into()),
+            GcmKey::Aes128(k) => k.decrypt_inout_detached((&nonce).into(), aad, body.into(), (&tag).into()),
+            GcmKey::Aes256(k) => k.decrypt_inout_detached((&nonce).into(), aad, body.into(), (&tag).into()),
         };
         r.map_err(|_| tag_mismatch())?;
         self.invocation = self.invocation.wrapping_add(1);
@@ -241,10 +241,10 @@ impl MacKey {
             return None;
         }
         Some(match mac {
-            Mac::HmacSha256 | Mac::HmacSha256Etm => MacKey::Sha256(hmac::Mac::new_from_slice(key).ok()?),
-            Mac::HmacSha512 | Mac::HmacSha512Etm => MacKey::Sha512(hmac::Mac::new_from_slice(key).ok()?),
+            Mac::HmacSha256 | Mac::HmacSha256Etm => MacKey::Sha256(KeyInit::new_from_slice(key).ok()?),
+            Mac::HmacSha512 | Mac::HmacSha512Etm => MacKey::Sha512(KeyInit::new_from_slice(key).ok()?),
             #[cfg(feature = "legacy")]
-            Mac::HmacSha1 => MacKey::Sha1(hmac::Mac::new_from_slice(key).ok()?),
+            Mac::HmacSha1 => MacKey::Sha1(KeyInit::new_from_slice(key).ok()?),
         })
     }
 

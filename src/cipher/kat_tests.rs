@@ -82,15 +82,16 @@ fn chacha_reference(key: &[u8], seq: u32, plain: &[u8]) -> Vec<u8> {
     nonce[4..].copy_from_slice(&u64::from(seq).to_be_bytes());
     let (k2, k1) = key.split_at(32);
     let mut out = plain.to_vec();
-    ChaCha20::new(Key::from_slice(k1), &nonce.into()).apply_keystream(&mut out[..4]);
-    let mut c = ChaCha20::new(Key::from_slice(k2), &nonce.into());
+    let (k1, k2) = (Key::try_from(k1).unwrap(), Key::try_from(k2).unwrap());
+    ChaCha20::new(&k1, &nonce.into()).apply_keystream(&mut out[..4]);
+    let mut c = ChaCha20::new(&k2, &nonce.into());
     c.seek(64u64);
     c.apply_keystream(&mut out[4..]);
     let mut poly_key = [0u8; 32];
-    ChaCha20::new(Key::from_slice(k2), &nonce.into()).apply_keystream(&mut poly_key);
+    ChaCha20::new(&k2, &nonce.into()).apply_keystream(&mut poly_key);
     let mut mac = poly1305::Poly1305::new(&poly_key.into());
     let whole = out.len() / 16 * 16;
-    let blocks: Vec<poly1305::Block> = out[..whole].chunks(16).map(|b| *poly1305::Block::from_slice(b)).collect();
+    let blocks: Vec<poly1305::Block> = out[..whole].chunks(16).map(|b| poly1305::Block::try_from(b).unwrap()).collect();
     mac.update(&blocks);
     let tag = mac.compute_unpadded(&out[whole..]);
     out.extend_from_slice(&tag);
@@ -179,12 +180,13 @@ fn gcm_packets_match_independent_computation() {
                 }
                 let padding = vec![0x33u8; pad];
                 let plain = plain_packet(&payload, &padding);
-                let mut nonce = iv[..4].to_vec();
-                nonce.extend_from_slice(&counter.to_be_bytes());
+                let mut nonce = [0u8; 12];
+                nonce[..4].copy_from_slice(&iv[..4]);
+                nonce[4..].copy_from_slice(&counter.to_be_bytes());
                 let msg = Payload { msg: &plain[4..], aad: &plain[..4] };
                 let sealed = match cipher {
-                    Cipher::Aes128Gcm => Aes128Gcm::new_from_slice(&key).unwrap().encrypt(nonce.as_slice().into(), msg),
-                    _ => Aes256Gcm::new_from_slice(&key).unwrap().encrypt(nonce.as_slice().into(), msg),
+                    Cipher::Aes128Gcm => Aes128Gcm::new_from_slice(&key).unwrap().encrypt(&nonce.into(), msg),
+                    _ => Aes256Gcm::new_from_slice(&key).unwrap().encrypt(&nonce.into(), msg),
                 }
                 .unwrap();
                 let mut expected = plain[..4].to_vec();
@@ -215,8 +217,8 @@ fn nist_keystream() -> Vec<u8> {
 
 fn hmac_reference(mac: Mac, key: &[u8], seq: u32, data: &[u8]) -> Vec<u8> {
     use hmac::Hmac;
-    fn one<M: hmac::Mac + hmac::digest::KeyInit>(key: &[u8], seq: u32, data: &[u8]) -> Vec<u8> {
-        let mut m = <M as hmac::Mac>::new_from_slice(key).unwrap();
+    fn one<M: hmac::Mac + hmac::KeyInit>(key: &[u8], seq: u32, data: &[u8]) -> Vec<u8> {
+        let mut m = <M as hmac::KeyInit>::new_from_slice(key).unwrap();
         m.update(&seq.to_be_bytes());
         m.update(data);
         m.finalize().into_bytes().to_vec()

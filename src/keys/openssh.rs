@@ -198,17 +198,17 @@ fn positive(m: &ssh_key::Mpint) -> Result<&[u8], Error> {
 fn from_keypair(data: &KeypairData) -> Result<PrivateKey, Error> {
     match data {
         KeypairData::Rsa(k) => PrivateKey::rsa(
-            positive(&k.public.n)?,
-            positive(&k.public.e)?,
-            positive(&k.private.d)?,
-            Some((positive(&k.private.p)?, positive(&k.private.q)?)),
+            positive(k.public().n())?,
+            positive(k.public().e())?,
+            positive(k.private().d())?,
+            Some((positive(k.private().p())?, positive(k.private().q())?)),
         ),
         KeypairData::Dsa(k) => PrivateKey::dsa(
-            positive(&k.public.p)?,
-            positive(&k.public.q)?,
-            positive(&k.public.g)?,
-            Some(positive(&k.public.y)?),
-            positive(k.private.as_mpint())?,
+            positive(k.public().p())?,
+            positive(k.public().q())?,
+            positive(k.public().g())?,
+            Some(positive(k.public().y())?),
+            positive(k.private().as_mpint())?,
         ),
         KeypairData::Ed25519(k) => {
             let seed = Zeroizing::new(k.private.to_bytes());

@@ -8,7 +8,7 @@
 
 use rsa::pkcs8::der::asn1::{OctetStringRef, UintRef};
 use rsa::pkcs8::der::{self, Decode, Reader as _, SliceReader};
-use rsa::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
+use rsa::pkcs8::{ObjectIdentifier, PrivateKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::{openssh, shown_name, unsupported_type, KeyKind, PrivateKey};
@@ -104,7 +104,7 @@ fn der_err(what: &'static str) -> impl Fn(der::Error) -> Error {
 }
 
 fn pkcs1_rsa(der: &[u8]) -> Result<PrivateKey, Error> {
-    let k = rsa::pkcs1::RsaPrivateKey::from_der(der).map_err(der_err("PKCS#1 RSA key"))?;
+    let k = rsa::pkcs1::RsaPrivateKeyRef::from_der(der).map_err(der_err("PKCS#1 RSA key"))?;
     if k.other_prime_infos.is_some() {
         return Err(Error::key("multi-prime RSA keys are not supported"));
     }
@@ -132,7 +132,7 @@ fn openssl_dsa(der: &[u8]) -> Result<PrivateKey, Error> {
             ))
         })
         .map_err(der_err(what))?;
-    reader.finish(()).map_err(der_err(what))?;
+    reader.finish().map_err(der_err(what))?;
     if version.as_bytes().iter().any(|&b| b != 0) {
         return Err(Error::key("malformed OpenSSL DSA key: version is not 0"));
     }
@@ -160,41 +160,47 @@ fn sec1_ec(der: &[u8], outer: Option<ObjectIdentifier>) -> Result<PrivateKey, Er
 
 fn pkcs8(der: &[u8]) -> Result<PrivateKey, Error> {
     let what = "PKCS#8 key";
-    let info = PrivateKeyInfo::from_der(der).map_err(der_err(what))?;
+    let info = PrivateKeyInfoRef::from_der(der).map_err(der_err(what))?;
+    let private_key = info.private_key.as_bytes();
+    // The optional publicKey is a BIT STRING; a key is a whole number of bytes.
+    let public_key = match info.public_key {
+        Some(bits) => Some(
+            bits.as_bytes()
+                .ok_or_else(|| Error::key("malformed PKCS#8 key: public key is not whole bytes"))?,
+        ),
+        None => None,
+    };
     match info.algorithm.oid {
-        OID_RSA => pkcs1_rsa(info.private_key),
+        OID_RSA => pkcs1_rsa(private_key),
         OID_EC => {
             let curve = info.algorithm.parameters_oid().ok();
-            sec1_ec(info.private_key, curve)
+            sec1_ec(private_key, curve)
         }
         OID_DSA => {
-            // Parameters: Dss-Parms ::= SEQUENCE { p, q, g } (RFC 3279 section 2.3.2).
+            // Parameters: Dss-Parms ::= SEQUENCE { p, q, g } (RFC 3279 section 2.3.2). The
+            // values are checked by `PrivateKey::dsa`, like those of every other format.
             let params = info
                 .algorithm
                 .parameters_any()
                 .map_err(|_| Error::key("malformed PKCS#8 DSA key: no parameters"))?;
-            let components = params.decode_as::<dsa::Components>().map_err(der_err(what))?;
-            let x = UintRef::from_der(info.private_key).map_err(der_err(what))?;
-            let y = match info.public_key {
+            let (p, q, g) = params
+                .sequence(|s| Ok::<_, der::Error>((UintRef::decode(s)?, UintRef::decode(s)?, UintRef::decode(s)?)))
+                .map_err(der_err(what))?;
+            let x = UintRef::from_der(private_key).map_err(der_err(what))?;
+            let y = match public_key {
                 Some(b) => Some(UintRef::from_der(b).map_err(der_err(what))?),
                 None => None,
             };
-            PrivateKey::dsa(
-                &components.p().to_bytes_be(),
-                &components.q().to_bytes_be(),
-                &components.g().to_bytes_be(),
-                y.as_ref().map(|y| y.as_bytes()),
-                x.as_bytes(),
-            )
+            PrivateKey::dsa(p.as_bytes(), q.as_bytes(), g.as_bytes(), y.as_ref().map(|y| y.as_bytes()), x.as_bytes())
         }
         OID_ED25519 => {
             // CurvePrivateKey ::= OCTET STRING (RFC 8410 section 7), inside privateKey.
-            let seed = OctetStringRef::from_der(info.private_key).map_err(der_err(what))?;
+            let seed = <&OctetStringRef>::from_der(private_key).map_err(der_err(what))?;
             let seed: Zeroizing<[u8; 32]> =
                 Zeroizing::new(seed.as_bytes().try_into().map_err(|_| {
                     Error::key("malformed PKCS#8 Ed25519 key: private key is not 32 bytes")
                 })?);
-            PrivateKey::ed25519(&seed, info.public_key)
+            PrivateKey::ed25519(&seed, public_key)
         }
         OID_ED448 => Err(unsupported_type(b"ssh-ed448")),
         other => Err(Error::key(format!("unsupported key type: PKCS#8 algorithm {other}"))),

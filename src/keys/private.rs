@@ -8,11 +8,12 @@
 
 use std::fmt;
 
+use crypto_bigint::BoxedUint;
 use sha1::{Digest, Sha1};
 use signature::{DigestSigner, Signer};
 use zeroize::Zeroizing;
 
-use super::public::{self, pad_to, PublicKey};
+use super::public::{self, pad_to, uint, uint_at, PublicKey};
 use super::{dropbear, pem, KeyKind};
 use crate::algs::SigAlg;
 use crate::error::Error;
@@ -81,13 +82,14 @@ impl PrivateKey {
                     .map_err(|e| failed(&e.to_string()))?
             }
             Secret::Dsa(k) => {
-                let sig = DigestSigner::<Sha1, dsa::Signature>::try_sign_digest(
-                    k.as_ref(),
-                    Sha1::new_with_prefix(data),
-                )
-                .map_err(|_| failed("dsa"))?;
-                let r = pad_to::<20>(&sig.r().to_bytes_be()).ok_or_else(|| failed("r too long"))?;
-                let s = pad_to::<20>(&sig.s().to_bytes_be()).ok_or_else(|| failed("s too long"))?;
+                let hashed = |d: &mut Sha1| {
+                    d.update(data);
+                    Ok(())
+                };
+                let sig = DigestSigner::<Sha1, dsa::Signature>::try_sign_digest(k.as_ref(), hashed)
+                    .map_err(|_| failed("dsa"))?;
+                let r = pad_to::<20>(&sig.r().to_be_bytes()).ok_or_else(|| failed("r too long"))?;
+                let s = pad_to::<20>(&sig.s().to_be_bytes()).ok_or_else(|| failed("s too long"))?;
                 let mut out = Vec::with_capacity(40);
                 out.extend_from_slice(&r);
                 out.extend_from_slice(&s);
@@ -117,18 +119,21 @@ impl PrivateKey {
         primes: Option<(&[u8], &[u8])>,
     ) -> Result<PrivateKey, Error> {
         let public = PublicKey::from_blob(&public::rsa_blob(e, n))?;
-        let big = rsa::BigUint::from_bytes_be;
-        let (n, e, d) = (big(n), big(e), big(d));
+        // Only values of hundreds of megabytes fail to convert; the sizes that matter (d < n,
+        // p * q = n) are checked below and by the rsa crate.
+        let too_long = || Error::key("RSA private key value too long");
+        let (n, e) = (uint(n).ok_or_else(too_long)?, uint(e).ok_or_else(too_long)?);
+        let d = Zeroizing::new(uint(d).ok_or_else(too_long)?);
         // Guard the arithmetic of prime recovery (d e - 1 must not underflow).
-        if d == rsa::BigUint::from(0u8) || d >= n {
+        if bool::from(d.is_zero()) || *d >= n {
             return Err(Error::key("RSA private exponent out of range"));
         }
         let had_primes = primes.is_some();
         let primes = match primes {
-            Some((p, q)) => vec![big(p), big(q)],
+            Some((p, q)) => vec![uint(p).ok_or_else(too_long)?, uint(q).ok_or_else(too_long)?],
             None => Vec::new(),
         };
-        let key = rsa::RsaPrivateKey::from_components(n, e, d, primes).map_err(|err| {
+        let key = rsa::RsaPrivateKey::from_components(n, e, (*d).clone(), primes).map_err(|err| {
             if had_primes {
                 Error::key(format!("inconsistent RSA private key: {err}"))
             } else {
@@ -150,21 +155,19 @@ impl PrivateKey {
         if public::bits(x) > 160 {
             return Err(Error::key("DSA private value x out of range"));
         }
-        let big = dsa::BigUint::from_bytes_be;
-        let x = Zeroizing::new(big(x));
-        let (pb, gb) = (big(p), big(g));
-        let computed_y = if (1024..=3072).contains(&public::bits(p)) {
-            gb.modpow(&x, &pb).to_bytes_be()
-        } else {
-            Vec::new() // refused by the blob check below
-        };
+        let computed_y = Zeroizing::new(dsa_public_value(p, g, x).unwrap_or_default());
         let y = y.unwrap_or(&computed_y);
         let public = PublicKey::from_blob(&public::dsa_blob(p, q, g, y))?;
         let verifying = public.dsa_key().ok_or_else(|| Error::internal("DSA key lost its type"))?;
-        if *x == dsa::BigUint::from(0u8) || *x >= *verifying.components().q() {
+        let q = verifying.components().q();
+        // x at q's precision: the `dsa` crate's RFC 6979 nonce derivation expects that width.
+        let x = Zeroizing::new(
+            uint_at(x, q.bits_precision()).ok_or_else(|| Error::key("DSA private value x out of range"))?,
+        );
+        if bool::from(x.is_zero()) || *x >= **q {
             return Err(Error::key("DSA private value x out of range"));
         }
-        if big(&computed_y) != *verifying.y() {
+        if uint(&computed_y).as_ref() != Some(&**verifying.y()) {
             return Err(Error::key("DSA public value y does not match the private value x"));
         }
         let key = dsa::SigningKey::from_components(verifying.clone(), (*x).clone())
@@ -199,10 +202,26 @@ impl PrivateKey {
                 return Err(Error::key("ECDSA public point does not match the private scalar"));
             }
         }
-        let point = key.verifying_key().to_encoded_point(false);
+        let point = key.verifying_key().to_sec1_point(false);
         let public = PublicKey::from_blob(&public::p256_blob(point.as_bytes()))?;
         Ok(PrivateKey { secret: Secret::EcdsaP256(Box::new(key)), public })
     }
+}
+
+/// g^x mod p as a big-endian magnitude, for p of 1024..=3072 bits (anything else is refused by
+/// the blob check); constant time in x.
+fn dsa_public_value(p: &[u8], g: &[u8], x: &[u8]) -> Option<Vec<u8>> {
+    use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+    use crypto_bigint::Odd;
+    if !(1024..=3072).contains(&public::bits(p)) {
+        return None;
+    }
+    let p = Odd::new(uint(p)?).into_option()?;
+    let g = uint_at(g, p.bits_precision())?;
+    let x = Zeroizing::new(uint(x)?);
+    let params = BoxedMontyParams::new_vartime(p);
+    let y: BoxedUint = BoxedMontyForm::new(g, &params).pow(&x).retrieve();
+    Some(y.to_be_bytes_trimmed_vartime().into_vec())
 }
 
 /// Strip ASCII whitespace from both ends and NULs from the end (a C string's terminator).

@@ -7,6 +7,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use base64ct::{Base64, Base64Unpadded, Encoding};
+use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+use crypto_bigint::{BoxedUint, NonZero, Odd};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use signature::{DigestVerifier, Verifier};
@@ -71,6 +73,22 @@ pub(super) fn bits(magnitude: &[u8]) -> usize {
         None => 0,
         Some(&top) => (m.len() - 1).saturating_mul(8) + (8 - top.leading_zeros() as usize),
     }
+}
+
+/// A big-endian magnitude as a `BoxedUint` whose precision is its length rounded up to whole
+/// limbs (at least one limb, so zero is representable).
+pub(super) fn uint(magnitude: &[u8]) -> Option<BoxedUint> {
+    let skip = magnitude.iter().take_while(|&&b| b == 0).count();
+    let m = magnitude.get(skip..)?;
+    let bits = u32::try_from(m.len()).ok()?.checked_mul(8)?.max(64);
+    BoxedUint::from_be_slice(m, bits).ok()
+}
+
+/// A big-endian magnitude at exactly `bits_precision` (the precision of another number, so the
+/// two can share Montgomery parameters); `None` when it does not fit.
+pub(super) fn uint_at(magnitude: &[u8], bits_precision: u32) -> Option<BoxedUint> {
+    let skip = magnitude.iter().take_while(|&&b| b == 0).count();
+    BoxedUint::from_be_slice(magnitude.get(skip..)?, bits_precision).ok()
 }
 
 /// Left-pad a big-endian magnitude to `N` bytes; `None` when it does not fit.
@@ -192,8 +210,8 @@ impl PublicKey {
     /// Size in bits as `ssh-keygen -l` reports it (modulus, p, or curve size).
     pub fn bits(&self) -> usize {
         match &self.key {
-            Verifying::Rsa(k) => rsa::traits::PublicKeyParts::n(k).bits(),
-            Verifying::Dsa(k) => k.components().p().bits(),
+            Verifying::Rsa(k) => rsa::traits::PublicKeyParts::n(k).bits_vartime() as usize,
+            Verifying::Dsa(k) => k.components().p().bits_vartime() as usize,
             Verifying::Ed25519(_) | Verifying::EcdsaP256(_) => 256,
         }
     }
@@ -251,12 +269,11 @@ fn rsa_public(n: &[u8], e: &[u8]) -> Result<rsa::RsaPublicKey, Error> {
             "RSA modulus of {n_bits} bits is outside {RSA_MIN_BITS}..={RSA_MAX_BITS}"
         )));
     }
-    rsa::RsaPublicKey::new_with_max_size(
-        rsa::BigUint::from_bytes_be(n),
-        rsa::BigUint::from_bytes_be(e),
-        RSA_MAX_BITS,
-    )
-    .map_err(|e| Error::key(format!("unusable RSA public key: {e}")))
+    let (Some(n), Some(e)) = (uint(n), uint(e)) else {
+        return Err(Error::key("unusable RSA public key: number too long"));
+    };
+    rsa::RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
+        .map_err(|e| Error::key(format!("unusable RSA public key: {e}")))
 }
 
 fn dsa_public(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<dsa::VerifyingKey, Error> {
@@ -266,20 +283,30 @@ fn dsa_public(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<dsa::VerifyingKe
             "DSA key with {p_bits}-bit p and {q_bits}-bit q (need 160-bit q, 1024..=3072-bit p)"
         )));
     }
-    let one = dsa::BigUint::from(1u8);
-    let (p, q) = (dsa::BigUint::from_bytes_be(p), dsa::BigUint::from_bytes_be(q));
-    let g = dsa::BigUint::from_bytes_be(g);
-    let p_minus_1 = &p - &one;
-    let q_divides = (&p_minus_1 % &q) == dsa::BigUint::from(0u8);
+    let bad_params = || Error::key("unusable DSA parameters");
+    // The sizes are checked above, so p and q are non-zero. g and y get p's precision: the
+    // `dsa` crate computes with them modulo p.
+    let p = uint(p).and_then(|p| Odd::new(p).into_option()).ok_or_else(bad_params)?;
+    let q = uint(q).and_then(|q| NonZero::new(q).into_option()).ok_or_else(bad_params)?;
+    let g = uint_at(g, p.bits_precision()).ok_or_else(bad_params)?;
+    let one = BoxedUint::one();
+    let p_minus_1 = p.wrapping_sub(&one);
+    let q_divides = bool::from(p_minus_1.rem_vartime(&q).is_zero());
     // g must generate the order-q subgroup: 1 < g < p - 1 and g^q = 1 (mod p).
-    if !q_divides || g <= one || g >= p_minus_1 || g.modpow(&q, &p) != one {
-        return Err(Error::key("unusable DSA parameters"));
+    if !q_divides || g <= one || g >= p_minus_1 {
+        return Err(bad_params());
     }
-    let components = dsa::Components::from_components(p, q, g)
-        .map_err(|_| Error::key("unusable DSA parameters"))?;
+    let params = BoxedMontyParams::new_vartime(p.clone());
+    if BoxedMontyForm::new(g.clone(), &params).pow(&q).retrieve() != one {
+        return Err(bad_params());
+    }
+    // The checked constructor only takes the FIPS 186-4 (L, N) pairs; SSH's DSA is FIPS 186-2
+    // (160-bit q with any p of 1024..=3072 bits, checked above).
+    let components = dsa::Components::from_components_unchecked(p.get(), q.get(), g).map_err(|_| bad_params())?;
     // from_components checks y >= 2 and y^q = 1 (mod p).
-    dsa::VerifyingKey::from_components(components, dsa::BigUint::from_bytes_be(y))
-        .map_err(|_| Error::key("unusable DSA public value y"))
+    let bad_y = || Error::key("unusable DSA public value y");
+    let y = uint_at(y, components.p().bits_precision()).ok_or_else(bad_y)?;
+    dsa::VerifyingKey::from_components(components, y).map_err(|_| bad_y())
 }
 
 fn p256_public(point: &[u8]) -> Result<p256::ecdsa::VerifyingKey, Error> {
@@ -356,13 +383,14 @@ fn verify_dsa(k: &dsa::VerifyingKey, data: &[u8], sig: &[u8]) -> Result<bool, Er
         return Err(Error::crypto(format!("ssh-dss signature is {} bytes, not 40", sig.len())));
     }
     let (r, s) = sig.split_at(DSA_SIG_LEN / 2);
-    let Ok(sig) = dsa::Signature::from_components(
-        dsa::BigUint::from_bytes_be(r),
-        dsa::BigUint::from_bytes_be(s),
-    ) else {
+    let Some(sig) = uint(r).zip(uint(s)).and_then(|(r, s)| dsa::Signature::from_components(r, s)) else {
         return Ok(false);
     };
-    Ok(k.verify_digest(Sha1::new_with_prefix(data), &sig).is_ok())
+    let hashed = |d: &mut Sha1| {
+        d.update(data);
+        Ok(())
+    };
+    Ok(k.verify_digest(hashed, &sig).is_ok())
 }
 
 fn verify_ed25519(k: &ed25519_dalek::VerifyingKey, data: &[u8], sig: &[u8]) -> Result<bool, Error> {

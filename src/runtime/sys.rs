@@ -81,7 +81,7 @@ pub struct OsRandom;
 impl Random for OsRandom {
     fn fill(&mut self, buf: &mut [u8]) {
         // The kernel's generator does not fail once seeded; retry rather than hand out zeros.
-        while getrandom::getrandom(buf).is_err() {
+        while getrandom::fill(buf).is_err() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }

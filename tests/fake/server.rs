@@ -1022,6 +1022,7 @@ fn chacha_seal_raw(key: &[u8], seq: u32, pkt: &[u8]) -> Vec<u8> {
     use chacha20::ChaCha20Legacy;
     let nonce = u64::from(seq).to_be_bytes();
     let (k2, k1) = key.split_at(32);
+    let (k2, k1): (&[u8; 32], &[u8; 32]) = (k2.try_into().unwrap(), k1.try_into().unwrap());
     let mut out = pkt.to_vec();
     let mut lc = ChaCha20Legacy::new(k1.into(), (&nonce).into());
     lc.apply_keystream(&mut out[..4.min(pkt.len())]);
@@ -1031,7 +1032,8 @@ fn chacha_seal_raw(key: &[u8], seq: u32, pkt: &[u8]) -> Vec<u8> {
     if out.len() > 4 {
         mc.apply_keystream(&mut out[4..]);
     }
-    let poly = poly1305::Poly1305::new((&block0[..32]).into());
+    let poly_key: &[u8; 32] = block0[..32].try_into().unwrap();
+    let poly = poly1305::Poly1305::new(poly_key.into());
     let tag = poly.compute_unpadded(&out);
     out.extend_from_slice(&tag);
     out

@@ -72,6 +72,14 @@ print("ssh-ed25519 " + base64.b64encode(blob).decode() + " openssl")
 PY
 pubfp ed25519-openssl
 
+# ssh-dss as FIPS 186-2 allows it, beyond the 1024-bit keys ssh-keygen makes: a 2048-bit p
+# with a 160-bit q, from openssl, in PKCS#8 and OpenSSL's DSA PEM, ssh-keygen's public line.
+openssl genpkey -genparam -algorithm DSA -pkeyopt dsa_paramgen_bits:2048 \
+    -pkeyopt dsa_paramgen_q_bits:160 -out dsa2048q160.tmp
+openssl genpkey -paramfile dsa2048q160.tmp -out dsa2048q160.pkcs8
+openssl pkey -in dsa2048q160.pkcs8 -traditional -out dsa2048q160.pem
+ssh-keygen -y -f dsa2048q160.pem > dsa2048q160.pub
+
 # Formats we refuse with a clear message: legacy OpenSSL-encrypted PEM, encrypted PKCS#8.
 ssh-keygen -q -t ecdsa -b 256 -m PEM -N "test-pass" -C "" -f legacy-enc.pem
 rm -f legacy-enc.pem.pub

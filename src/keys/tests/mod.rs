@@ -254,6 +254,27 @@ fn sign_then_verify_every_key_every_alg() {
     }
 }
 
+/// ssh-dss is FIPS 186-2 DSA: a 160-bit q with a p of any size in 1024..=3072 bits. The
+/// `dsa` crate's checked constructor takes only the FIPS 186-4 pairs (1024/160, 2048/224, ...),
+/// so a 2048-bit p with a 160-bit q (openssl makes those) is the case that needs care.
+#[test]
+fn dsa_with_2048_bit_p_and_160_bit_q_is_usable() {
+    let mut rng = TestRng::new(7);
+    let line = String::from_utf8(testdata("dsa2048q160.pub")).unwrap();
+    let public = PublicKey::from_openssh_line(&line).unwrap();
+    assert_eq!((public.kind(), public.bits()), (KeyKind::Dsa, 2048));
+    for name in ["dsa2048q160.pem", "dsa2048q160.pkcs8"] {
+        let key = PrivateKey::from_bytes(&testdata(name), None).unwrap();
+        assert_eq!(key.public_key(), public, "{name}");
+        assert!(!key.sig_algs().is_empty() || cfg!(not(feature = "legacy")));
+        for alg in key.sig_algs() {
+            let sig = key.sign(alg, b"data", &mut rng).unwrap();
+            public.verify(alg, b"data", &sig).unwrap_or_else(|e| panic!("{name} {alg}: {e}"));
+            expect_crypto(public.verify(alg, b"Data", &sig), name);
+        }
+    }
+}
+
 #[test]
 fn verify_rejects_tampering() {
     let mut rng = TestRng::new(2);

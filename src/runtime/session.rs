@@ -280,7 +280,7 @@ impl Session {
         let deadline = self.deadline();
         let mut outcome: Option<Result<(), Error>> = None;
         self.run_until(
-            |c| c.channel(id).map_or(true, |ch| ch.state != ChanState::Opening && ch.state != ChanState::Requesting),
+            |c| c.channel(id).is_none_or(|ch| ch.state != ChanState::Opening && ch.state != ChanState::Requesting),
             deadline,
             "starting the command",
         )?;
@@ -379,7 +379,7 @@ impl Channel<'_> {
     }
 
     fn finished_reading(c: &Client, id: ChannelId, stderr: bool) -> bool {
-        c.channel(id).map_or(true, |ch| {
+        c.channel(id).is_none_or(|ch| {
             let buffered = if stderr { ch.stderr_len() } else { ch.stdout_len() };
             buffered > 0 || ch.eof_received || ch.state == ChanState::Closed
         }) || c.phase() == Phase::Dead
@@ -456,11 +456,11 @@ impl Channel<'_> {
             self.s.client.discard(id, false);
             self.s.client.discard(id, true);
             let closed = |c: &Client| {
-                c.channel(id).map_or(true, |ch| ch.state == ChanState::Closed)
+                c.channel(id).is_none_or(|ch| ch.state == ChanState::Closed)
                     || c.channel(id).is_some_and(|ch| ch.stdout_len() > 0 || ch.stderr_len() > 0)
             };
             self.s.run_until(closed, deadline, "waiting for the command to exit")?;
-            if self.state().map_or(true, |c| c.state == ChanState::Closed) {
+            if self.state().is_none_or(|c| c.state == ChanState::Closed) {
                 break;
             }
         }
@@ -483,11 +483,11 @@ impl Channel<'_> {
             if n > 0 || m > 0 {
                 continue;
             }
-            if self.state().map_or(true, |c| c.state == ChanState::Closed) {
+            if self.state().is_none_or(|c| c.state == ChanState::Closed) {
                 break;
             }
             self.s.run_until(
-                |c| c.channel(id).map_or(true, |ch| ch.state == ChanState::Closed || ch.stdout_len() > 0 || ch.stderr_len() > 0),
+                |c| c.channel(id).is_none_or(|ch| ch.state == ChanState::Closed || ch.stdout_len() > 0 || ch.stderr_len() > 0),
                 deadline,
                 "collecting output",
             )?;
@@ -517,7 +517,7 @@ impl Write for Channel<'_> {
         let id = self.id;
         let deadline = self.s.deadline();
         let gone = |c: &Client| {
-            c.channel(id).map_or(true, |ch| ch.state == ChanState::Closed || ch.eof_sent || ch.close_received)
+            c.channel(id).is_none_or(|ch| ch.state == ChanState::Closed || ch.eof_sent || ch.close_received)
         };
         loop {
             // Keep output moving so the server's window never fills with unread data.

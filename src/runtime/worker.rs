@@ -166,7 +166,7 @@ pub fn run(ctx: WorkerCtx) {
         // Remote output toward the application.
         out.pump(&mut client, id);
         err.pump(&mut client, id);
-        let ch_done = client.channel(id).map_or(true, |c| c.eof_received || c.state == ChanState::Closed);
+        let ch_done = client.channel(id).is_none_or(|c| c.eof_received || c.state == ChanState::Closed);
         if ch_done || net_dead {
             out.finish();
             err.finish();
@@ -176,7 +176,7 @@ pub fn run(ctx: WorkerCtx) {
         // read and dropped, so an application blocked in write() always gets through to close();
         // the loss is reported in db_error.
         let sink = !app_eof
-            && (net_dead || client.channel(id).map_or(true, |c| c.close_received || c.state == ChanState::Closed));
+            && (net_dead || client.channel(id).is_none_or(|c| c.close_received || c.state == ChanState::Closed));
         if sink {
             loop {
                 match out.sock.read(&mut ibuf) {
@@ -260,7 +260,7 @@ pub fn run(ctx: WorkerCtx) {
             net_dead = true;
         }
 
-        let channel_closed = client.channel(id).map_or(true, |c| c.state == ChanState::Closed);
+        let channel_closed = client.channel(id).is_none_or(|c| c.state == ChanState::Closed);
         let delivered = !out.has_pending() && !err.has_pending();
         match close {
             Some(CloseMode::Wait(deadline)) => {
@@ -296,7 +296,7 @@ pub fn run(ctx: WorkerCtx) {
         }
         // Re-evaluated here: the connection may have died since the top of this iteration.
         let sink_now = !app_eof
-            && (net_dead || client.channel(id).map_or(true, |c| c.close_received || c.state == ChanState::Closed));
+            && (net_dead || client.channel(id).is_none_or(|c| c.close_received || c.state == ChanState::Closed));
         let want_app_read =
             !app_eof && (sink_now || (!net_dead && client.writable(id) > 0 && client.output_len() < MAX_QUEUED));
         let want_net_write = !net_dead && client.output_len() > 0;

@@ -4,7 +4,7 @@
 # Provides:
 #   bench_init           root check, deps (scripts/install-deps.sh if anything is missing),
 #                        temp dir $BT (removed by bench_cleanup)
-#   bench_build_lib      cargo build --release (the main target dir, default features)
+#   bench_build_lib      cargo rustc --release, staticlib + cdylib (the main target dir, default features)
 #   bench_build_c DIR    sshexec, libssh2_exec, rss_sessions, timeit into DIR
 #   bench_keys           fresh ed25519 user key ($BT/id_ed25519, Dropbear copy $BT/id_ed25519.db),
 #                        authorised for sshbtest (removed again by bench_cleanup)
@@ -54,9 +54,13 @@ bench_init() {
     chmod 755 "$BT"
 }
 
+# The C artifacts as CMake builds them: `cargo rustc --crate-type staticlib --crate-type cdylib`
+# (without the rlib crate type, LTO can drop the Rust API the C library does not use).
+BENCH_CARGO_C=(cargo rustc --release --lib --crate-type staticlib --crate-type cdylib --quiet)
+
 bench_build_lib() {
-    blog "cargo build --release"
-    (cd "$BENCH_ROOT" && cargo build --release --quiet) >&2 || bdie "cargo build --release failed"
+    blog "${BENCH_CARGO_C[*]}"
+    (cd "$BENCH_ROOT" && "${BENCH_CARGO_C[@]}") >&2 || bdie "library build failed"
 }
 
 # Link line of the Rust static library (cargo's native-static-libs for this target).

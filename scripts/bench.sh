@@ -7,7 +7,7 @@
 #   --quick   2 repetitions, 256 MiB transfers
 #
 # Needs root (the throwaway sshd switches to the test account sshbtest); installs missing
-# packages with scripts/install-deps.sh. Builds the library (cargo build --release, and
+# packages with scripts/install-deps.sh. Builds the library (cargo rustc --release as CMake does, and
 # --no-default-features into bench/target-modern for the size figure), the C programs of
 # bench/ and examples/sshexec.c; starts ONE sshd on a free 127.0.0.1 port with its own config
 # (fresh ed25519 host key, UsePAM no, StrictModes no, MaxStartups 200, LogLevel DEBUG), and
@@ -63,9 +63,9 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # Build
 # ---------------------------------------------------------------------------------------
 bench_build_lib
-blog "cargo build --release --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
+blog "${BENCH_CARGO_C[*]} --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
 (cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-modern \
-    cargo build --release --no-default-features --quiet) >&2 || bdie "modern-only build failed"
+    "${BENCH_CARGO_C[@]}" --no-default-features) >&2 || bdie "modern-only build failed"
 mkdir -p "$BT/so"
 cp "$BENCH_ROOT/target/release/libsshbridge.so" "$BT/so/all.so"
 cp "$BENCH_ROOT/bench/target-modern/release/libsshbridge.so" "$BT/so/modern.so"

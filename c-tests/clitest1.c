@@ -39,11 +39,10 @@
 #include <unistd.h>
 
 #include "dropbear.h"
+#include "common.h"
 #include "clitest1_config.h"
 
 #define PASS 0
-#define FAIL 1
-#define SKIP 77
 
 /* Host keys that belong to no server: pinning them must make connect fail. */
 static const char WRONG_RSA_PUB[] =
@@ -71,21 +70,6 @@ static const char *g_server = "?";
 static const char *g_case = "?";
 static long g_timeout_ms = 120000;
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Print a failure with its location; returns FAIL so a case can `return fail(...)`. */
 #define fail(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
 static int fail_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail_at(const char *file, int line, const char *fmt, ...)
@@ -110,16 +94,6 @@ static int skip(const char *why)
         if (!(cond))                                                                        \
             return fail(__VA_ARGS__);                                                       \
     } while (0)
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(FAIL);
-    }
-    return p;
-}
 
 static char *xstrdup(const char *s)
 {
@@ -258,43 +232,7 @@ static void sha256_hex(const void *data, size_t n, char hex[65])
 /* Resource baseline: descriptors and threads                                              */
 /* ------------------------------------------------------------------------------------- */
 
-static int count_entries(const char *dir, int minus_self)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - minus_self; /* opendir's own descriptor shows up in /proc/self/fd */
-}
-
-static int fd_count(void) { return count_entries("/proc/self/fd", 1); }
-static int task_count(void) { return count_entries("/proc/self/task", 0); }
-
 static int g_base_fds, g_base_tasks;
-
-static void dump_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], target[300];
-        ssize_t n;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        n = readlink(path, target, sizeof target - 1);
-        target[n > 0 ? n : 0] = '\0';
-        fprintf(stderr, "    fd %s -> %s\n", e->d_name, target);
-    }
-    closedir(d);
-}
 
 /* Wait up to wait_ms for descriptors and threads to be back at the baseline. */
 static int back_to_baseline(long wait_ms)

@@ -54,30 +54,15 @@
 #include <unistd.h>
 
 #include "dropbear.h"
+#include "common.h"
 
 #define PASS 0
-#define FAIL 1
-#define SKIP 77
 
 static const char *g_case = "?";
 
 /* ------------------------------------------------------------------------------------- */
 /* Utilities                                                                               */
 /* ------------------------------------------------------------------------------------- */
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 #define fail(...) fail_at(__LINE__, __VA_ARGS__)
 static int fail_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -98,16 +83,6 @@ static int fail_at(int line, const char *fmt, ...)
             return fail(__VA_ARGS__);                                                       \
     } while (0)
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(FAIL);
-    }
-    return p;
-}
-
 static int cmp_long(const void *a, const void *b)
 {
     long x = *(const long *)a, y = *(const long *)b;
@@ -126,23 +101,6 @@ static void stats(long *v, int n, long *med, long *p99, long *max)
 /* ------------------------------------------------------------------------------------- */
 /* Resources: descriptors, threads, resident memory                                        */
 /* ------------------------------------------------------------------------------------- */
-
-static int count_entries(const char *dir, int minus_self)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - minus_self; /* opendir's own descriptor shows up in /proc/self/fd */
-}
-
-static int fd_count(void) { return count_entries("/proc/self/fd", 1); }
-static int task_count(void) { return count_entries("/proc/self/task", 0); }
 
 /* VmRSS in KiB. */
 static long rss_kib(void)
@@ -178,25 +136,6 @@ static struct snap snapshot(void)
 }
 
 static int g_base_fds, g_base_tasks;
-
-static void dump_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], target[300];
-        ssize_t n;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        n = readlink(path, target, sizeof target - 1);
-        target[n > 0 ? n : 0] = '\0';
-        fprintf(stderr, "    fd %s -> %s\n", e->d_name, target);
-    }
-    closedir(d);
-}
 
 /* Wait up to wait_ms for descriptors and threads to be at want_fds/want_tasks (a negative
  * want is not checked); *took_ms gets the time it took. */

@@ -304,6 +304,9 @@ fn connect_inner(
     let (sock, client) = session.into_parts()?;
     let (app_io, worker_io) = UnixStream::pair()?;
     let (app_err, worker_err) = UnixStream::pair()?;
+    for s in [&app_io, &worker_io] {
+        crate::runtime::sys::set_send_buffer(s, SOCKETPAIR_BUFFER);
+    }
     let (wake_tx, wake_rx) = UnixStream::pair()?;
     wake_tx.set_nonblocking(true)?;
     let shared = Arc::new(Mutex::new(Shared::default()));
@@ -326,6 +329,9 @@ fn connect_inner(
     h.db_private = Box::into_raw(conn).cast();
     Ok(())
 }
+
+/// Send buffer of both ends of the stdin/stdout socketpair (bulk data flows there).
+const SOCKETPAIR_BUFFER: usize = 1 << 20;
 
 /// Connect to `addr`, authenticate with `auth`, and run `command` (NULL: an interactive shell).
 /// Returns 1 with `db_stdin_stdout`/`db_stderr` set once the server accepted the command;

@@ -59,6 +59,24 @@ pub fn poll(fds: &[(RawFd, bool, bool)], deadline: Option<Instant>) -> io::Resul
     }
 }
 
+/// Ask for `bytes` of kernel send buffer on a socket (best effort: the kernel caps it at
+/// net.core.wmem_max). A larger socketpair buffer lets the application and the worker each
+/// move more per wake-up; the memory is used only while data is queued.
+pub fn set_send_buffer(fd: &impl std::os::fd::AsRawFd, bytes: usize) {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `v` is a live c_int for the duration of the call and its size is passed with it;
+    // setsockopt does not keep the pointer.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Block asynchronous signals in the calling (worker) thread so the application's handlers run
 /// on its own threads, and SIGPIPE can never be delivered here.
 pub fn block_signals_in_this_thread() {

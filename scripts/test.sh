@@ -12,8 +12,11 @@ if [[ -n $dups ]]; then
     printf 'duplicate dependency versions:\n%s\n' "$dups" >&2
     exit 1
 fi
-# The embedded build without the legacy algorithms (ssh-rsa, ssh-dss, hmac-sha1).
+# The embedded "modern" build (no rsa, nistp256, dh, legacy), then each optional family alone.
 cargo test --lib --no-default-features
+for feature in rsa nistp256 dh legacy; do
+    cargo build -q --lib --no-default-features --features "$feature"
+done
 # The integration tests start their own servers on loopback.
 cargo test --all-targets -- --test-threads="${SSHBRIDGE_TEST_THREADS:-4}"
 if [[ -f scripts/test-c.sh ]]; then

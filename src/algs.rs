@@ -32,8 +32,11 @@ alg_enum!(
     Kex {
         Curve25519Sha256 = "curve25519-sha256",
         Curve25519Sha256Libssh = "curve25519-sha256@libssh.org",
+        #[cfg(feature = "nistp256")]
         EcdhNistp256 = "ecdh-sha2-nistp256",
+        #[cfg(feature = "dh")]
         DhGroup16Sha512 = "diffie-hellman-group16-sha512",
+        #[cfg(feature = "dh")]
         DhGroup14Sha256 = "diffie-hellman-group14-sha256",
     }
 );
@@ -42,8 +45,11 @@ alg_enum!(
     /// Signature algorithms, for host keys and for user keys.
     SigAlg {
         Ed25519 = "ssh-ed25519",
+        #[cfg(feature = "nistp256")]
         EcdsaNistp256 = "ecdsa-sha2-nistp256",
+        #[cfg(feature = "rsa")]
         RsaSha512 = "rsa-sha2-512",
+        #[cfg(feature = "rsa")]
         RsaSha256 = "rsa-sha2-256",
         #[cfg(feature = "legacy")]
         SshRsa = "ssh-rsa",
@@ -80,6 +86,7 @@ impl Kex {
     /// The exchange hash function's output length.
     pub fn hash_len(self) -> usize {
         match self {
+            #[cfg(feature = "dh")]
             Kex::DhGroup16Sha512 => 64,
             _ => 32,
         }
@@ -91,7 +98,9 @@ impl SigAlg {
     pub fn key_type(self) -> &'static str {
         match self {
             SigAlg::Ed25519 => "ssh-ed25519",
+            #[cfg(feature = "nistp256")]
             SigAlg::EcdsaNistp256 => "ecdsa-sha2-nistp256",
+            #[cfg(feature = "rsa")]
             SigAlg::RsaSha512 | SigAlg::RsaSha256 => "ssh-rsa",
             #[cfg(feature = "legacy")]
             SigAlg::SshRsa => "ssh-rsa",

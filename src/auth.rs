@@ -300,7 +300,7 @@ pub fn pick_user_sig_alg(candidates: &[SigAlg], server_sig_algs: Option<&[String
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rsa"))]
 mod tests {
     use super::*;
 

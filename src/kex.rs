@@ -5,79 +5,95 @@
 
 use crate::algs::Kex;
 use crate::error::Error;
-use crate::random::{CryptoRng, Random};
+use crate::random::Random;
 use crate::wire::Writer;
-use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
-use crypto_bigint::{BoxedUint, Odd, Resize};
-use p256::elliptic_curve::Generate;
-use sha2::{Digest, Sha256, Sha512};
+#[cfg(feature = "dh")]
+use crypto_bigint::{modular::BoxedMontyParams, BoxedUint};
+use sha2::{Digest, Sha256};
+#[cfg(feature = "dh")]
+use sha2::Sha512;
 use zeroize::Zeroizing;
 
-/// RFC 3526 group 14 (2048-bit MODP), generator 2.
-const GROUP14_P: &str = "\
-    FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
-    020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
-    4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
-    EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
-    98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
-    9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
-    E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
-    3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF";
+#[cfg(feature = "dh")]
+use dh::{dh_pow, group_params, magnitude, DH_EXPONENT_BITS, DH_EXPONENT_BYTES};
+#[cfg(all(test, feature = "dh"))]
+use dh::group_prime;
 
-/// RFC 3526 group 16 (4096-bit MODP), generator 2.
-const GROUP16_P: &str = "\
-    FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
-    020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
-    4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
-    EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
-    98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
-    9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
-    E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
-    3995497CEA956AE515D2261898FA051015728E5A8AAAC42DAD33170D04507A33\
-    A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7\
-    ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864\
-    D87602733EC86A64521F2B18177B200CBBE117577A615D6C770988C0BAD946E2\
-    08E24FA074E5AB3143DB5BFCE0FD108E4B82D120A92108011A723C12A787E6D7\
-    88719A10BDBA5B2699C327186AF4E23C1A946834B6150BDA2583E9CA2AD44CE8\
-    DBBBC2DB04DE8EF92E8EFC141FBECAA6287C59474E6BC05D99B2964FA090C3A2\
-    233BA186515BE7ED1F612970CEE2D7AFB81BDD762170481CD0069127D5B05AA9\
-    93B4EA988D8FDDC186FFB7DC90A6C08F4DF435C934063199FFFFFFFFFFFFFFFF";
+/// The finite-field groups (feature `dh`), the one user of big-integer arithmetic here.
+#[cfg(feature = "dh")]
+mod dh {
+    use super::*;
+    use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+    use crypto_bigint::{BoxedUint, Odd, Resize};
 
-/// Bits of the DH private exponent: twice the 256-bit security we ask of the rest.
-const DH_EXPONENT_BYTES: usize = 64;
-const DH_EXPONENT_BITS: u32 = 8 * DH_EXPONENT_BYTES as u32;
+    /// RFC 3526 group 14 (2048-bit MODP), generator 2.
+    pub(super) const GROUP14_P: &str = "\
+        FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+        020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+        4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+        EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+        98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+        9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+        E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
+        3995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF";
 
-fn group_prime(alg: Kex) -> Option<Odd<BoxedUint>> {
-    let hex = match alg {
-        Kex::DhGroup14Sha256 => GROUP14_P,
-        Kex::DhGroup16Sha512 => GROUP16_P,
-        _ => return None,
-    };
-    let digits: String = hex.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    BoxedUint::from_str_radix_vartime(&digits, 16).ok()?.into_odd().into_option()
-}
+    /// RFC 3526 group 16 (4096-bit MODP), generator 2.
+    pub(super) const GROUP16_P: &str = "\
+        FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+        020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+        4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+        EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+        98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+        9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B\
+        E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF695581718\
+        3995497CEA956AE515D2261898FA051015728E5A8AAAC42DAD33170D04507A33\
+        A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7\
+        ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864\
+        D87602733EC86A64521F2B18177B200CBBE117577A615D6C770988C0BAD946E2\
+        08E24FA074E5AB3143DB5BFCE0FD108E4B82D120A92108011A723C12A787E6D7\
+        88719A10BDBA5B2699C327186AF4E23C1A946834B6150BDA2583E9CA2AD44CE8\
+        DBBBC2DB04DE8EF92E8EFC141FBECAA6287C59474E6BC05D99B2964FA090C3A2\
+        233BA186515BE7ED1F612970CEE2D7AFB81BDD762170481CD0069127D5B05AA9\
+        93B4EA988D8FDDC186FFB7DC90A6C08F4DF435C934063199FFFFFFFFFFFFFFFF";
 
-/// Montgomery parameters of a group's prime (public, so computed in variable time).
-fn group_params(alg: Kex) -> Option<BoxedMontyParams> {
-    group_prime(alg).map(BoxedMontyParams::new_vartime)
-}
+    /// Bits of the DH private exponent: twice the 256-bit security we ask of the rest.
+    pub(super) const DH_EXPONENT_BYTES: usize = 64;
+    pub(super) const DH_EXPONENT_BITS: u32 = 8 * DH_EXPONENT_BYTES as u32;
 
-/// `base^exponent mod p` in constant time (crypto-bigint's Montgomery exponentiation over all
-/// `DH_EXPONENT_BITS` bits of the exponent). `base` must be below p.
-fn dh_pow(base: &BoxedUint, exponent: &BoxedUint, params: &BoxedMontyParams) -> Result<BoxedUint, Error> {
-    let base = base.try_resize(params.bits_precision()).ok_or_else(|| Error::internal("DH base size"))?;
-    Ok(BoxedMontyForm::new(base, params).pow(exponent).retrieve())
-}
+    pub(super) fn group_prime(alg: Kex) -> Option<Odd<BoxedUint>> {
+        let hex = match alg {
+            Kex::DhGroup14Sha256 => GROUP14_P,
+            Kex::DhGroup16Sha512 => GROUP16_P,
+            _ => return None,
+        };
+        let digits: String = hex.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        BoxedUint::from_str_radix_vartime(&digits, 16).ok()?.into_odd().into_option()
+    }
 
-/// The minimal big-endian magnitude of `n` (what the `mpint` encoding starts from).
-fn magnitude(n: &BoxedUint) -> Zeroizing<Vec<u8>> {
-    let bytes = Zeroizing::new(n.to_be_bytes());
-    Zeroizing::new(strip_zeros(&bytes).to_vec())
+    /// Montgomery parameters of a group's prime (public, so computed in variable time).
+    pub(super) fn group_params(alg: Kex) -> Option<BoxedMontyParams> {
+        group_prime(alg).map(BoxedMontyParams::new_vartime)
+    }
+
+    /// `base^exponent mod p` in constant time (crypto-bigint's Montgomery exponentiation over all
+    /// `DH_EXPONENT_BITS` bits of the exponent). `base` must be below p.
+    pub(super) fn dh_pow(base: &BoxedUint, exponent: &BoxedUint, params: &BoxedMontyParams) -> Result<BoxedUint, Error> {
+        let base = base.try_resize(params.bits_precision()).ok_or_else(|| Error::internal("DH base size"))?;
+        Ok(BoxedMontyForm::new(base, params).pow(exponent).retrieve())
+    }
+
+    /// The minimal big-endian magnitude of `n` (what the `mpint` encoding starts from).
+    pub(super) fn magnitude(n: &BoxedUint) -> Zeroizing<Vec<u8>> {
+        let bytes = Zeroizing::new(n.to_be_bytes());
+        Zeroizing::new(strip_zeros(&bytes).to_vec())
+    }
 }
 
 enum Secret {
     X25519(x25519_dalek::StaticSecret),
+    #[cfg(feature = "nistp256")]
     P256(p256::ecdh::EphemeralSecret),
+    #[cfg(feature = "dh")]
     Dh { x: Zeroizing<BoxedUint>, params: BoxedMontyParams },
 }
 
@@ -102,11 +118,15 @@ impl KexPending {
                 let public = x25519_dalek::PublicKey::from(&secret);
                 Ok(KexPending { alg, client_value: public.as_bytes().to_vec(), secret: Secret::X25519(secret) })
             }
+            #[cfg(feature = "nistp256")]
             Kex::EcdhNistp256 => {
+                use crate::random::CryptoRng;
+                use p256::elliptic_curve::Generate;
                 let secret = p256::ecdh::EphemeralSecret::generate_from_rng(&mut CryptoRng(rng));
                 let public = p256::Sec1Point::from(secret.public_key());
                 Ok(KexPending { alg, client_value: public.as_bytes().to_vec(), secret: Secret::P256(secret) })
             }
+            #[cfg(feature = "dh")]
             Kex::DhGroup14Sha256 | Kex::DhGroup16Sha512 => {
                 let params = group_params(alg).ok_or_else(|| Error::internal("DH group prime"))?;
                 let mut bytes = Zeroizing::new([0u8; DH_EXPONENT_BYTES]);
@@ -141,12 +161,14 @@ impl KexPending {
                 }
                 Ok(Zeroizing::new(shared.as_bytes().to_vec()))
             }
+            #[cfg(feature = "nistp256")]
             Secret::P256(secret) => {
                 let q = p256::PublicKey::from_sec1_bytes(server_value)
                     .map_err(|_| Error::crypto("invalid nistp256 public point from server"))?;
                 let shared = secret.diffie_hellman(&q);
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
+            #[cfg(feature = "dh")]
             Secret::Dh { x, params } => {
                 if server_value.first().is_some_and(|b| b & 0x80 != 0) {
                     return Err(Error::crypto("negative DH value f"));
@@ -168,6 +190,7 @@ impl KexPending {
 }
 
 /// An mpint's string body for an unsigned big-endian magnitude (RFC 4251 section 5).
+#[cfg(feature = "dh")]
 fn mpint_body(magnitude: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.mpint(magnitude);
@@ -179,12 +202,19 @@ fn strip_zeros(v: &[u8]) -> &[u8] {
     v.get(skip..).unwrap_or(&[])
 }
 
+#[cfg(feature = "dh")]
 fn is_dh(alg: Kex) -> bool {
     matches!(alg, Kex::DhGroup14Sha256 | Kex::DhGroup16Sha512)
 }
 
+#[cfg(not(feature = "dh"))]
+fn is_dh(_: Kex) -> bool {
+    false
+}
+
 fn hash(alg: Kex, parts: &[&[u8]]) -> Vec<u8> {
     match alg {
+        #[cfg(feature = "dh")]
         Kex::DhGroup16Sha512 => {
             let mut h = Sha512::new();
             parts.iter().for_each(|p| h.update(p));
@@ -246,8 +276,11 @@ pub fn derive_key(alg: Kex, k: &[u8], h: &[u8], letter: u8, session_id: &[u8], l
 mod tests {
     use super::*;
     use crate::random::TestRng;
+    #[cfg(feature = "dh")]
+    use crypto_bigint::{modular::BoxedMontyForm, Resize};
 
     #[test]
+    #[cfg(feature = "dh")]
     fn groups_are_safe_primes_of_the_right_size() {
         for (alg, bits) in [(Kex::DhGroup14Sha256, 2048), (Kex::DhGroup16Sha512, 4096)] {
             let p = group_prime(alg).unwrap();
@@ -298,8 +331,17 @@ mod tests {
             let a = KexPending::start(Kex::Curve25519Sha256, &mut rng).unwrap();
             assert!(matches!(a.finish(&bad), Err(Error::Crypto(_))), "{}", bad.len());
         }
-        let a = KexPending::start(Kex::EcdhNistp256, &mut rng).unwrap();
-        assert!(a.finish(&[4u8; 65]).is_err());
+        #[cfg(feature = "nistp256")]
+        {
+            let a = KexPending::start(Kex::EcdhNistp256, &mut rng).unwrap();
+            assert!(a.finish(&[4u8; 65]).is_err());
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "dh")]
+    fn bad_dh_values_rejected() {
+        let mut rng = TestRng::new(3);
         for bad in [vec![0u8], vec![1u8], vec![0x80, 1]] {
             let a = KexPending::start(Kex::DhGroup14Sha256, &mut rng).unwrap();
             assert!(a.finish(&bad).is_err());
@@ -332,12 +374,16 @@ mod tests {
         let k2 = Sha256::new().chain_update(k_enc).chain_update(h).chain_update(k1).finalize();
         assert_eq!(&out[..32], &k1[..]);
         assert_eq!(&out[32..], &k2[..8]);
-        let out512 = derive_key(Kex::DhGroup16Sha512, &k, &h, b'C', &sid, 64);
-        let e = Sha512::new().chain_update(k_enc).chain_update(h).chain_update(b"C").chain_update(sid).finalize();
-        assert_eq!(&out512[..], &e[..]);
+        #[cfg(feature = "dh")]
+        {
+            let out512 = derive_key(Kex::DhGroup16Sha512, &k, &h, b'C', &sid, 64);
+            let e = Sha512::new().chain_update(k_enc).chain_update(h).chain_update(b"C").chain_update(sid).finalize();
+            assert_eq!(&out512[..], &e[..]);
+        }
     }
 
     #[test]
+    #[cfg(feature = "dh")]
     fn exchange_hash_encodes_dh_values_as_mpint() {
         let input = HashInput {
             client_ident: b"SSH-2.0-a",

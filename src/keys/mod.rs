@@ -48,7 +48,24 @@ impl KeyKind {
         }
     }
 
-    /// The kind for an SSH key type name, if we support it.
+    /// The cargo feature of sshbridge this kind needs, when the build leaves it out.
+    pub fn missing_feature(self) -> Option<&'static str> {
+        match self {
+            KeyKind::Rsa if cfg!(not(feature = "rsa")) => Some("rsa"),
+            KeyKind::Dsa if cfg!(not(feature = "legacy")) => Some("legacy"),
+            KeyKind::EcdsaP256 if cfg!(not(feature = "nistp256")) => Some("nistp256"),
+            _ => None,
+        }
+    }
+
+    /// The error for a key of a kind this build leaves out ("RSA keys need the `rsa` feature
+    /// of sshbridge").
+    pub(crate) fn unavailable(self) -> crate::Error {
+        let feature = self.missing_feature().unwrap_or("default");
+        crate::Error::key(format!("{self} keys need the `{feature}` feature of sshbridge"))
+    }
+
+    /// The kind for an SSH key type name, if we recognise it (compiled in or not).
     pub fn from_key_type(name: &str) -> Option<KeyKind> {
         match name {
             "ssh-rsa" => Some(KeyKind::Rsa),
@@ -82,7 +99,11 @@ fn shown_name(raw: &[u8]) -> String {
     s
 }
 
-/// "unsupported key type X" for names we recognise but cannot use, and for anything else.
+/// "unsupported key type X" for names we do not know; for a kind this build leaves out, the
+/// error naming the feature it needs.
 fn unsupported_type(raw: &[u8]) -> crate::Error {
-    crate::Error::key(format!("unsupported key type {}", shown_name(raw)))
+    match std::str::from_utf8(raw).ok().and_then(KeyKind::from_key_type) {
+        Some(kind) if kind.missing_feature().is_some() => kind.unavailable(),
+        _ => crate::Error::key(format!("unsupported key type {}", shown_name(raw))),
+    }
 }

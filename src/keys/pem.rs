@@ -3,12 +3,12 @@
 //! appendix A.1.2), OpenSSL's `DSA PRIVATE KEY` (SEQUENCE of version, p, q, g, y, x), SEC1
 //! `EC PRIVATE KEY` (RFC 5915) and PKCS#8 `PRIVATE KEY` (RFC 5208 / RFC 5958) holding RSA
 //! (RFC 8017), DSA (RFC 3279 section 2.3.2), EC (RFC 5480) or Ed25519 (RFC 8410) keys.
-//! DER is parsed with the `der`, `pkcs1`, `pkcs8` and `sec1` crates (through the `rsa` and
-//! `ssh-key` re-exports); the key values then go to the constructors in `private.rs`.
+//! DER is parsed with the `der`, `pkcs8`, `sec1` and (through `rsa`) `pkcs1` crates; the key
+//! values then go to the constructors in `private.rs`.
 
-use rsa::pkcs8::der::asn1::{OctetStringRef, UintRef};
-use rsa::pkcs8::der::{self, Decode, Reader as _, SliceReader};
-use rsa::pkcs8::{ObjectIdentifier, PrivateKeyInfoRef};
+use pkcs8::der::asn1::{OctetStringRef, UintRef};
+use pkcs8::der::{self, Decode, Reader as _, SliceReader};
+use pkcs8::{ObjectIdentifier, PrivateKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::{openssh, shown_name, unsupported_type, KeyKind, PrivateKey};
@@ -103,6 +103,12 @@ fn der_err(what: &'static str) -> impl Fn(der::Error) -> Error {
     move |e| Error::key(format!("malformed {what}: {e}"))
 }
 
+#[cfg(not(feature = "rsa"))]
+fn pkcs1_rsa(_: &[u8]) -> Result<PrivateKey, Error> {
+    Err(KeyKind::Rsa.unavailable())
+}
+
+#[cfg(feature = "rsa")]
 fn pkcs1_rsa(der: &[u8]) -> Result<PrivateKey, Error> {
     let k = rsa::pkcs1::RsaPrivateKeyRef::from_der(der).map_err(der_err("PKCS#1 RSA key"))?;
     if k.other_prime_infos.is_some() {
@@ -141,7 +147,7 @@ fn openssl_dsa(der: &[u8]) -> Result<PrivateKey, Error> {
 
 /// SEC1 ECPrivateKey; `outer` is the curve named by a PKCS#8 wrapper, if any.
 fn sec1_ec(der: &[u8], outer: Option<ObjectIdentifier>) -> Result<PrivateKey, Error> {
-    let k = ssh_key::sec1::EcPrivateKey::from_der(der).map_err(der_err("SEC1 EC key"))?;
+    let k = sec1::EcPrivateKey::from_der(der).map_err(der_err("SEC1 EC key"))?;
     let inner = k.parameters.and_then(|p| p.named_curve());
     let curve = match (inner, outer) {
         (Some(a), Some(b)) if a != b => {

@@ -8,16 +8,17 @@
 
 use std::fmt;
 
-use crypto_bigint::BoxedUint;
-use sha1::{Digest, Sha1};
-use signature::{DigestSigner, Signer};
+use signature::Signer;
+#[cfg(any(feature = "rsa", feature = "nistp256"))]
 use zeroize::Zeroizing;
 
-use super::public::{self, pad_to, uint, uint_at, PublicKey};
+use super::public::{self, PublicKey};
 use super::{dropbear, pem, KeyKind};
 use crate::algs::SigAlg;
 use crate::error::Error;
-use crate::random::{CryptoRng, Random};
+#[cfg(feature = "rsa")]
+use crate::random::CryptoRng;
+use crate::random::Random;
 use crate::wire::Writer;
 
 /// A user's private key. The secret halves zeroize themselves on drop (`rsa`, `dsa`,
@@ -28,9 +29,12 @@ pub struct PrivateKey {
 }
 
 enum Secret {
+    #[cfg(feature = "rsa")]
     Rsa(Box<rsa::RsaPrivateKey>),
+    #[cfg(feature = "legacy")]
     Dsa(Box<dsa::SigningKey>),
     Ed25519(Box<ed25519_dalek::SigningKey>),
+    #[cfg(feature = "nistp256")]
     EcdsaP256(Box<p256::ecdsa::SigningKey>),
 }
 
@@ -66,6 +70,7 @@ impl PrivateKey {
     }
 
     /// Sign `data`, returning the SSH signature blob `string(alg) || string(signature)`.
+    #[cfg_attr(not(feature = "rsa"), allow(unused_variables))]
     pub fn sign(&self, alg: SigAlg, data: &[u8], rng: &mut dyn Random) -> Result<Vec<u8>, Error> {
         if alg.key_type() != self.public.key_type() {
             return Err(Error::key(format!(
@@ -75,13 +80,18 @@ impl PrivateKey {
         }
         let failed = |what: &str| Error::internal(format!("{alg} signing failed: {what}"));
         let sig = match &self.secret {
+            #[cfg(feature = "rsa")]
             Secret::Rsa(k) => {
                 let (scheme, hashed) =
                     public::rsa_scheme(alg, data).ok_or_else(|| failed("not an RSA algorithm"))?;
                 k.sign_with_rng(&mut CryptoRng(rng), scheme, &hashed)
                     .map_err(|e| failed(&e.to_string()))?
             }
+            #[cfg(feature = "legacy")]
             Secret::Dsa(k) => {
+                use public::pad_to;
+                use sha1::{Digest, Sha1};
+                use signature::DigestSigner;
                 let hashed = |d: &mut Sha1| {
                     d.update(data);
                     Ok(())
@@ -96,6 +106,7 @@ impl PrivateKey {
                 out
             }
             Secret::Ed25519(k) => k.sign(data).to_bytes().to_vec(),
+            #[cfg(feature = "nistp256")]
             Secret::EcdsaP256(k) => {
                 let sig: p256::ecdsa::Signature = k.try_sign(data).map_err(|_| failed("ecdsa"))?;
                 let (r, s) = sig.split_bytes();
@@ -112,12 +123,14 @@ impl PrivateKey {
     /// RSA from n, e, d and, when the file has them, p and q. Without p and q (old Dropbear
     /// keys) the `rsa` crate recovers them from (n, e, d) (NIST SP 800-56B rev. 2 appendix
     /// C.2), which needs e > 2^16.
+    #[cfg(feature = "rsa")]
     pub(super) fn rsa(
         n: &[u8],
         e: &[u8],
         d: &[u8],
         primes: Option<(&[u8], &[u8])>,
     ) -> Result<PrivateKey, Error> {
+        use public::uint;
         let public = PublicKey::from_blob(&public::rsa_blob(e, n))?;
         // Only values of hundreds of megabytes fail to convert; the sizes that matter (d < n,
         // p * q = n) are checked below and by the rsa crate.
@@ -143,7 +156,13 @@ impl PrivateKey {
         Ok(PrivateKey { secret: Secret::Rsa(Box::new(key)), public })
     }
 
+    #[cfg(not(feature = "rsa"))]
+    pub(super) fn rsa(_: &[u8], _: &[u8], _: &[u8], _: Option<(&[u8], &[u8])>) -> Result<PrivateKey, Error> {
+        Err(KeyKind::Rsa.unavailable())
+    }
+
     /// DSA from p, q, g, x and the public y (computed as g^x mod p when the file omits it).
+    #[cfg(feature = "legacy")]
     pub(super) fn dsa(
         p: &[u8],
         q: &[u8],
@@ -151,6 +170,7 @@ impl PrivateKey {
         y: Option<&[u8]>,
         x: &[u8],
     ) -> Result<PrivateKey, Error> {
+        use public::{uint, uint_at};
         // x < q and q is 160 bits; checking sizes first keeps g^x mod p cheap and well defined.
         if public::bits(x) > 160 {
             return Err(Error::key("DSA private value x out of range"));
@@ -175,6 +195,11 @@ impl PrivateKey {
         Ok(PrivateKey { secret: Secret::Dsa(Box::new(key)), public })
     }
 
+    #[cfg(not(feature = "legacy"))]
+    pub(super) fn dsa(_: &[u8], _: &[u8], _: &[u8], _: Option<&[u8]>, _: &[u8]) -> Result<PrivateKey, Error> {
+        Err(KeyKind::Dsa.unavailable())
+    }
+
     /// Ed25519 from the 32-byte seed; `public`, when the file has it, must match.
     pub(super) fn ed25519(seed: &[u8; 32], public: Option<&[u8]>) -> Result<PrivateKey, Error> {
         let key = ed25519_dalek::SigningKey::from_bytes(seed);
@@ -189,9 +214,10 @@ impl PrivateKey {
     }
 
     /// ECDSA P-256 from the private scalar; `public` (a SEC1 point), when given, must match.
+    #[cfg(feature = "nistp256")]
     pub(super) fn ecdsa_p256(d: &[u8], public: Option<&[u8]>) -> Result<PrivateKey, Error> {
         let scalar = Zeroizing::new(
-            pad_to::<32>(d).ok_or_else(|| Error::key("ECDSA P-256 private scalar longer than 32 bytes"))?,
+            public::pad_to::<32>(d).ok_or_else(|| Error::key("ECDSA P-256 private scalar longer than 32 bytes"))?,
         );
         let key = p256::ecdsa::SigningKey::from_slice(scalar.as_slice())
             .map_err(|_| Error::key("ECDSA P-256 private scalar out of range"))?;
@@ -206,13 +232,20 @@ impl PrivateKey {
         let public = PublicKey::from_blob(&public::p256_blob(point.as_bytes()))?;
         Ok(PrivateKey { secret: Secret::EcdsaP256(Box::new(key)), public })
     }
+
+    #[cfg(not(feature = "nistp256"))]
+    pub(super) fn ecdsa_p256(_: &[u8], _: Option<&[u8]>) -> Result<PrivateKey, Error> {
+        Err(KeyKind::EcdsaP256.unavailable())
+    }
 }
 
 /// g^x mod p as a big-endian magnitude, for p of 1024..=3072 bits (anything else is refused by
 /// the blob check); constant time in x.
+#[cfg(feature = "legacy")]
 fn dsa_public_value(p: &[u8], g: &[u8], x: &[u8]) -> Option<Vec<u8>> {
     use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
-    use crypto_bigint::Odd;
+    use crypto_bigint::{BoxedUint, Odd};
+    use public::{uint, uint_at};
     if !(1024..=3072).contains(&public::bits(p)) {
         return None;
     }

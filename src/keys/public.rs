@@ -7,11 +7,13 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use base64ct::{Base64, Base64Unpadded, Encoding};
-use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
-use crypto_bigint::{BoxedUint, NonZero, Odd};
+#[cfg(feature = "rsa")]
+use crypto_bigint::BoxedUint;
+#[cfg(feature = "legacy")]
 use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
-use signature::{DigestVerifier, Verifier};
+use sha2::{Digest, Sha256};
+#[cfg(feature = "rsa")]
+use sha2::Sha512;
 
 use super::{shown_name, unsupported_type, KeyKind};
 use crate::algs::SigAlg;
@@ -19,17 +21,24 @@ use crate::error::Error;
 use crate::wire::{Reader, Writer};
 
 /// Smallest RSA modulus we accept, in bits (OpenSSH's SSH_RSA_MINIMUM_MODULUS_SIZE).
+#[cfg(feature = "rsa")]
 pub(super) const RSA_MIN_BITS: usize = 1024;
 /// Largest RSA modulus we accept, in bits (OpenSSH's SSH_RSA_MAXIMUM_MODULUS_SIZE).
+#[cfg(feature = "rsa")]
 pub(super) const RSA_MAX_BITS: usize = 16384;
 /// DSA as SSH uses it (FIPS 186-2): a 160-bit q, so r and s are 20 bytes each.
+#[cfg(feature = "legacy")]
 const DSA_Q_BITS: usize = 160;
+#[cfg(feature = "legacy")]
 const DSA_P_MIN_BITS: usize = 1024;
+#[cfg(feature = "legacy")]
 const DSA_P_MAX_BITS: usize = 3072;
 /// `ssh-dss` signatures: r || s, 20 bytes each (RFC 4253 section 6.6).
+#[cfg(feature = "legacy")]
 const DSA_SIG_LEN: usize = 40;
 const ED25519_SIG_LEN: usize = 64;
 /// An uncompressed P-256 point: 0x04 || x || y (SEC1 section 2.3.3).
+#[cfg(feature = "nistp256")]
 const P256_POINT_LEN: usize = 65;
 /// Longest public line we parse (an RSA 16384 key is about 2.8 KB of base64).
 const MAX_LINE: usize = 16 * 1024;
@@ -43,9 +52,12 @@ pub struct PublicKey {
 
 #[derive(Clone)]
 enum Verifying {
+    #[cfg(feature = "rsa")]
     Rsa(rsa::RsaPublicKey),
+    #[cfg(feature = "legacy")]
     Dsa(dsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
+    #[cfg(feature = "nistp256")]
     EcdsaP256(p256::ecdsa::VerifyingKey),
 }
 
@@ -66,6 +78,7 @@ fn sig_err(e: Error) -> Error {
 }
 
 /// Bit length of a big-endian magnitude (leading zero bytes allowed).
+#[cfg(feature = "rsa")]
 pub(super) fn bits(magnitude: &[u8]) -> usize {
     let skip = magnitude.iter().take_while(|&&b| b == 0).count();
     let m = magnitude.get(skip..).unwrap_or(&[]);
@@ -77,6 +90,7 @@ pub(super) fn bits(magnitude: &[u8]) -> usize {
 
 /// A big-endian magnitude as a `BoxedUint` whose precision is its length rounded up to whole
 /// limbs (at least one limb, so zero is representable).
+#[cfg(feature = "rsa")]
 pub(super) fn uint(magnitude: &[u8]) -> Option<BoxedUint> {
     let skip = magnitude.iter().take_while(|&&b| b == 0).count();
     let m = magnitude.get(skip..)?;
@@ -86,12 +100,14 @@ pub(super) fn uint(magnitude: &[u8]) -> Option<BoxedUint> {
 
 /// A big-endian magnitude at exactly `bits_precision` (the precision of another number, so the
 /// two can share Montgomery parameters); `None` when it does not fit.
+#[cfg(feature = "legacy")]
 pub(super) fn uint_at(magnitude: &[u8], bits_precision: u32) -> Option<BoxedUint> {
     let skip = magnitude.iter().take_while(|&&b| b == 0).count();
     BoxedUint::from_be_slice(magnitude.get(skip..)?, bits_precision).ok()
 }
 
 /// Left-pad a big-endian magnitude to `N` bytes; `None` when it does not fit.
+#[cfg(any(feature = "legacy", feature = "nistp256"))]
 pub(super) fn pad_to<const N: usize>(magnitude: &[u8]) -> Option<[u8; N]> {
     let skip = magnitude.iter().take_while(|&&b| b == 0).count();
     let m = magnitude.get(skip..)?;
@@ -106,6 +122,7 @@ impl PublicKey {
     /// RSA needs an odd e of at most 33 bits and 1024 <= |n| <= 16384 bits; DSA needs a
     /// 160-bit q dividing p - 1, 1024 <= |p| <= 3072 bits and g, y of order q; ECDSA must be on
     /// nistp256 with an uncompressed point on the curve; Ed25519 is 32 bytes that decompress.
+    /// A kind this build leaves out is refused with the feature it needs.
     pub fn from_blob(blob: &[u8]) -> Result<PublicKey, Error> {
         let mut r = Reader::new(blob);
         let name = r.string().map_err(blob_err)?;
@@ -114,11 +131,13 @@ impl PublicKey {
             .and_then(KeyKind::from_key_type)
             .ok_or_else(|| unsupported_type(name))?;
         let key = match kind {
+            #[cfg(feature = "rsa")]
             KeyKind::Rsa => {
                 let e = r.mpint().map_err(blob_err)?;
                 let n = r.mpint().map_err(blob_err)?;
                 Verifying::Rsa(rsa_public(n, e)?)
             }
+            #[cfg(feature = "legacy")]
             KeyKind::Dsa => {
                 let p = r.mpint().map_err(blob_err)?;
                 let q = r.mpint().map_err(blob_err)?;
@@ -135,6 +154,7 @@ impl PublicKey {
                     .map_err(|_| Error::key("ssh-ed25519 key is not a valid curve point"))?;
                 Verifying::Ed25519(k)
             }
+            #[cfg(feature = "nistp256")]
             KeyKind::EcdsaP256 => {
                 let curve = r.string().map_err(blob_err)?;
                 if curve != b"nistp256" {
@@ -146,6 +166,8 @@ impl PublicKey {
                 let q = r.string().map_err(blob_err)?;
                 Verifying::EcdsaP256(p256_public(q)?)
             }
+            #[allow(unreachable_patterns)]
+            _ => return Err(kind.unavailable()),
         };
         r.finish().map_err(blob_err)?;
         Ok(PublicKey { blob: blob.to_vec(), key })
@@ -181,6 +203,7 @@ impl PublicKey {
     }
 
     /// The DSA verifying key, for building the matching signing key.
+    #[cfg(feature = "legacy")]
     pub(super) fn dsa_key(&self) -> Option<&dsa::VerifyingKey> {
         match &self.key {
             Verifying::Dsa(k) => Some(k),
@@ -200,9 +223,12 @@ impl PublicKey {
 
     pub fn kind(&self) -> KeyKind {
         match self.key {
+            #[cfg(feature = "rsa")]
             Verifying::Rsa(_) => KeyKind::Rsa,
+            #[cfg(feature = "legacy")]
             Verifying::Dsa(_) => KeyKind::Dsa,
             Verifying::Ed25519(_) => KeyKind::Ed25519,
+            #[cfg(feature = "nistp256")]
             Verifying::EcdsaP256(_) => KeyKind::EcdsaP256,
         }
     }
@@ -210,9 +236,13 @@ impl PublicKey {
     /// Size in bits as `ssh-keygen -l` reports it (modulus, p, or curve size).
     pub fn bits(&self) -> usize {
         match &self.key {
+            #[cfg(feature = "rsa")]
             Verifying::Rsa(k) => rsa::traits::PublicKeyParts::n(k).bits_vartime() as usize,
+            #[cfg(feature = "legacy")]
             Verifying::Dsa(k) => k.components().p().bits_vartime() as usize,
-            Verifying::Ed25519(_) | Verifying::EcdsaP256(_) => 256,
+            Verifying::Ed25519(_) => 256,
+            #[cfg(feature = "nistp256")]
+            Verifying::EcdsaP256(_) => 256,
         }
     }
 
@@ -249,9 +279,12 @@ impl PublicKey {
         let sig = r.string().map_err(sig_err)?;
         r.finish().map_err(sig_err)?;
         let ok = match &self.key {
+            #[cfg(feature = "rsa")]
             Verifying::Rsa(k) => verify_rsa(k, alg, data, sig)?,
+            #[cfg(feature = "legacy")]
             Verifying::Dsa(k) => verify_dsa(k, data, sig)?,
             Verifying::Ed25519(k) => verify_ed25519(k, data, sig)?,
+            #[cfg(feature = "nistp256")]
             Verifying::EcdsaP256(k) => verify_p256(k, data, sig)?,
         };
         if ok {
@@ -262,6 +295,7 @@ impl PublicKey {
     }
 }
 
+#[cfg(feature = "rsa")]
 fn rsa_public(n: &[u8], e: &[u8]) -> Result<rsa::RsaPublicKey, Error> {
     let n_bits = bits(n);
     if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&n_bits) {
@@ -276,7 +310,10 @@ fn rsa_public(n: &[u8], e: &[u8]) -> Result<rsa::RsaPublicKey, Error> {
         .map_err(|e| Error::key(format!("unusable RSA public key: {e}")))
 }
 
+#[cfg(feature = "legacy")]
 fn dsa_public(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<dsa::VerifyingKey, Error> {
+    use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+    use crypto_bigint::{NonZero, Odd};
     let (p_bits, q_bits) = (bits(p), bits(q));
     if q_bits != DSA_Q_BITS || !(DSA_P_MIN_BITS..=DSA_P_MAX_BITS).contains(&p_bits) {
         return Err(Error::key(format!(
@@ -309,6 +346,7 @@ fn dsa_public(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<dsa::VerifyingKe
     dsa::VerifyingKey::from_components(components, y).map_err(|_| bad_y())
 }
 
+#[cfg(feature = "nistp256")]
 fn p256_public(point: &[u8]) -> Result<p256::ecdsa::VerifyingKey, Error> {
     // OpenSSH accepts only the uncompressed form (sshbuf_get_ec), so do we.
     if point.len() != P256_POINT_LEN || point.first() != Some(&0x04) {
@@ -319,12 +357,14 @@ fn p256_public(point: &[u8]) -> Result<p256::ecdsa::VerifyingKey, Error> {
 }
 
 /// Encoders for the blobs (used for the public half of private keys).
+#[cfg(feature = "rsa")]
 pub(super) fn rsa_blob(e: &[u8], n: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.str("ssh-rsa").mpint(e).mpint(n);
     w.into_vec()
 }
 
+#[cfg(feature = "legacy")]
 pub(super) fn dsa_blob(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.str("ssh-dss").mpint(p).mpint(q).mpint(g).mpint(y);
@@ -337,6 +377,7 @@ pub(super) fn ed25519_blob(public: &[u8; 32]) -> Vec<u8> {
     w.into_vec()
 }
 
+#[cfg(feature = "nistp256")]
 pub(super) fn p256_blob(point: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.str("ecdsa-sha2-nistp256").str("nistp256").string(point);
@@ -350,6 +391,7 @@ const SHA1_DIGEST_INFO: [u8; 15] =
     [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
 
 /// The PKCS#1 v1.5 padding and message hash for an RSA signature algorithm.
+#[cfg(feature = "rsa")]
 pub(super) fn rsa_scheme(alg: SigAlg, data: &[u8]) -> Option<(rsa::Pkcs1v15Sign, Vec<u8>)> {
     match alg {
         SigAlg::RsaSha512 => Some((rsa::Pkcs1v15Sign::new::<Sha512>(), Sha512::digest(data).to_vec())),
@@ -363,6 +405,7 @@ pub(super) fn rsa_scheme(alg: SigAlg, data: &[u8]) -> Option<(rsa::Pkcs1v15Sign,
     }
 }
 
+#[cfg(feature = "rsa")]
 fn verify_rsa(k: &rsa::RsaPublicKey, alg: SigAlg, data: &[u8], sig: &[u8]) -> Result<bool, Error> {
     let (scheme, hashed) =
         rsa_scheme(alg, data).ok_or_else(|| Error::crypto(format!("{alg} is not an RSA algorithm")))?;
@@ -378,7 +421,9 @@ fn verify_rsa(k: &rsa::RsaPublicKey, alg: SigAlg, data: &[u8], sig: &[u8]) -> Re
     Ok(k.verify(scheme, &hashed, &padded).is_ok())
 }
 
+#[cfg(feature = "legacy")]
 fn verify_dsa(k: &dsa::VerifyingKey, data: &[u8], sig: &[u8]) -> Result<bool, Error> {
+    use signature::DigestVerifier;
     if sig.len() != DSA_SIG_LEN {
         return Err(Error::crypto(format!("ssh-dss signature is {} bytes, not 40", sig.len())));
     }
@@ -402,7 +447,9 @@ fn verify_ed25519(k: &ed25519_dalek::VerifyingKey, data: &[u8], sig: &[u8]) -> R
     Ok(k.verify_strict(data, &sig).is_ok())
 }
 
+#[cfg(feature = "nistp256")]
 fn verify_p256(k: &p256::ecdsa::VerifyingKey, data: &[u8], sig: &[u8]) -> Result<bool, Error> {
+    use signature::Verifier;
     // RFC 5656 section 3.1.2: the signature string holds mpint r, mpint s.
     let mut r = Reader::new(sig);
     let sr = r.mpint().map_err(sig_err)?;

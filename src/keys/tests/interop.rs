@@ -28,7 +28,7 @@ fn our_signatures_pass_the_ssh_key_crates_verifier() {
             checked += 1;
         }
     }
-    assert!(checked >= 20, "{checked}");
+    assert!(checked >= 20 || fixtures().len() < all_fixtures().len(), "{checked}");
 }
 
 /// (key base name, SSHSIG file made by `ssh-keygen -Y sign -n file` over sshsig.msg)
@@ -52,7 +52,9 @@ fn openssh_made_signatures_verify() {
         let blob: Vec<u8> = sshsig.signature().clone().try_into().unwrap();
         let mut r = Reader::new(&blob);
         let Some(alg) = SigAlg::from_name(r.utf8().unwrap()) else {
-            assert!(base.ends_with("dss") || *base == "dsa", "{base}"); // ssh-dss needs `legacy`
+            // ssh-dss needs `legacy`, the other families their own feature.
+            let key_type = testdata_pub(base).split_whitespace().next().unwrap();
+            assert!(KeyKind::from_key_type(key_type).unwrap().missing_feature().is_some(), "{base}");
             continue;
         };
         let f = fixtures().into_iter().find(|f| f.pub_line == testdata_pub(base)).unwrap();
@@ -66,7 +68,7 @@ fn openssh_made_signatures_verify() {
 }
 
 fn testdata_pub(base: &str) -> &'static str {
-    fixtures().into_iter().find(|f| f.file.starts_with(&format!("{base}."))).unwrap().pub_line
+    all_fixtures().into_iter().find(|f| f.file.starts_with(&format!("{base}."))).unwrap().pub_line
 }
 
 fn ssh_key_blob(sig: &ssh_key::SshSig, w: &mut Writer) {
@@ -133,6 +135,6 @@ fn ssh_keygen_accepts_our_signatures() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(checked >= 8, "{checked}");
+    assert!(checked >= 8 || fixtures().len() < all_fixtures().len(), "{checked}");
 }
 

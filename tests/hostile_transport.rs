@@ -823,6 +823,7 @@ fn r19_bad_signatures() {
 }
 
 #[test]
+#[cfg(feature = "legacy")]
 fn r19_rsa_signature_algorithm_must_match_the_negotiated_one() {
     let _g = shared();
     let rsa = keys().rsa.clone();

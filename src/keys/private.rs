@@ -64,7 +64,8 @@ impl PrivateKey {
     }
 
     /// Signature algorithms this key can make, best first (for RSA: rsa-sha2-512,
-    /// rsa-sha2-256, then ssh-rsa with the `legacy` feature). Empty for DSA without `legacy`.
+    /// rsa-sha2-256, then ssh-rsa with the `legacy` feature). Never empty: a key of a kind the
+    /// build leaves out is refused when it is read.
     pub fn sig_algs(&self) -> Vec<SigAlg> {
         SigAlg::for_key_type(self.public.key_type())
     }

@@ -549,7 +549,11 @@ static int c_sequential(const struct server *s)
 #define CONC_ROUNDS 3 /* SOAK_ROUNDS=N (2..10) for more */
 #define CONC_ROUNDS_MAX 10
 #define CONC_HEAP_BUDGET_KIB 64
-#define CONC_RSS_BUDGET_KIB 2048
+/* Heap in use (exact, above) is the leak check. VmRSS after close also holds glibc's cached
+ * thread stacks and arena pages of 200 exited threads: measured going up and down by about
+ * 1.3 MiB between rounds with heap in use flat at 42 KiB (e.g. 6612 -> 5388 -> 6684 KiB), so
+ * its budget leaves room for that noise and still catches a per-session leak (200 sessions). */
+#define CONC_RSS_BUDGET_KIB 4096
 /* README: a connection's memory stays under the SSH window (2 MiB) plus fixed buffers. */
 #define CONC_PER_SESSION_BUDGET_KIB (2048 + 512)
 

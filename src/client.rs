@@ -32,6 +32,8 @@ pub struct ClientConfig {
     pub keepalive_interval: Option<Duration>,
     /// Unanswered keepalives after which the server is declared dead (ServerAliveCountMax).
     pub keepalive_max: u32,
+    /// Refuse a server without strict key exchange (Terrapin, CVE-2023-48795).
+    pub require_strict_kex: bool,
 }
 
 impl ClientConfig {
@@ -43,11 +45,18 @@ impl ClientConfig {
             prefs: Preferences::default(),
             rekey: RekeyLimits::default(),
             allow_none_auth: true,
-            keepalive_interval: None,
-            keepalive_max: 3,
+            keepalive_interval: Some(DEFAULT_KEEPALIVE_INTERVAL),
+            keepalive_max: DEFAULT_KEEPALIVE_MAX,
+            require_strict_kex: false,
         }
     }
 }
+
+/// Dead-peer detection by default: keepalive@openssh.com after 15 s of server silence, the
+/// server declared dead after 3 unanswered ones (about 60 s). Any packet counts as an answer,
+/// so a long silent command on a healthy server is never cut.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+pub const DEFAULT_KEEPALIVE_MAX: u32 = 3;
 
 /// A channel's identity inside one client.
 pub type ChannelId = u32;
@@ -94,8 +103,10 @@ impl Client {
         let mut auth = Auth::new(config.user, config.credentials);
         auth.allow_none = config.allow_none_auth;
         let keepalive = config.keepalive_interval.filter(|d| !d.is_zero()).map(|d| (d, config.keepalive_max));
+        let mut t = Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now);
+        t.set_require_strict(config.require_strict_kex);
         Client {
-            t: Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now),
+            t,
             auth,
             phase: Phase::Handshake,
             channels: Vec::new(),
@@ -183,7 +194,10 @@ impl Client {
         if let (Some((_, max)), Some(due)) = (self.keepalive, self.keepalive_due()) {
             if now >= due {
                 if self.unanswered >= max {
-                    let e = Error::Timeout(format!("server did not answer {max} keepalives"));
+                    let silent = now.saturating_duration_since(self.last_heard).as_secs();
+                    let e = Error::Timeout(format!(
+                        "the server stopped answering: nothing received for {silent} s, {max} keepalives unanswered"
+                    ));
                     let _ = self.fail_on(Err(e));
                     return;
                 }

@@ -37,7 +37,7 @@ pub struct DropInSettings {
     pub auth_timeout: Duration,
     /// How long `cyg_dropbear_ssh_close(h, 1)` waits for the remote command to exit (60 s).
     pub close_wait_timeout: Duration,
-    /// keepalive@openssh.com after this much server silence (default off) ...
+    /// keepalive@openssh.com after this much server silence (default 15 s; `None`: off) ...
     pub keepalive_interval: Option<Duration>,
     /// ... and the session is declared dead after this many unanswered ones (default 3).
     pub keepalive_max: u32,
@@ -49,8 +49,8 @@ impl DropInSettings {
         handshake_timeout: Duration::from_secs(30),
         auth_timeout: Duration::from_secs(30),
         close_wait_timeout: Duration::from_secs(60),
-        keepalive_interval: None,
-        keepalive_max: 3,
+        keepalive_interval: Some(crate::client::DEFAULT_KEEPALIVE_INTERVAL),
+        keepalive_max: crate::client::DEFAULT_KEEPALIVE_MAX,
     };
 }
 
@@ -233,12 +233,12 @@ unsafe fn config_from(auth: &cyg_dropbear_authenticate) -> Result<Config, Error>
 
 /// Extension to the eCos API: set the process-wide timeouts and keepalive used by connections
 /// made afterwards, in milliseconds. A negative value leaves that setting as it is;
-/// `keepalive_interval_ms` 0 turns keepalive off (the default), otherwise keepalive@openssh.com
+/// `keepalive_interval_ms` 0 turns keepalive off, otherwise keepalive@openssh.com
 /// is sent after that much server silence and the session is declared dead (EOF on the sockets,
 /// an error in `db_error`) after `keepalive_max` unanswered ones. Zero connect, handshake or
 /// close-wait timeouts, or a zero `keepalive_max` with keepalive on, are refused. Returns 1 on
 /// success, 0 (nothing changed) otherwise. Defaults: connect 10000, handshake 30000,
-/// close-wait 60000, keepalive off, max 3.
+/// close-wait 60000, keepalive 15000, max 3 (a frozen server is detected in about 60 s).
 #[no_mangle]
 pub extern "C" fn sshbridge_set_timeouts(
     connect_ms: c_int,

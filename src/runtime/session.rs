@@ -64,10 +64,19 @@ pub struct Config {
     /// Authentication alone must finish within this once the keys are in place (default 30 s;
     /// the handshake timeout bounds it too).
     pub auth_timeout: Duration,
-    /// Send keepalive@openssh.com after this long without hearing from the server, and give up
-    /// after `keepalive_max` unanswered ones (default: off, 3).
+    /// Send keepalive@openssh.com after this long without hearing from the server, and declare
+    /// it dead after `keepalive_max` unanswered ones (default 15 s and 3: a frozen server is
+    /// detected in about 60 s; any packet from the server counts as an answer). `None` turns
+    /// it off.
     pub keepalive_interval: Option<Duration>,
     pub keepalive_max: u32,
+    /// Refuse a server that does not offer strict key exchange (`kex-strict-s-v00@openssh.com`,
+    /// the Terrapin fix, CVE-2023-48795), before authentication. Off by default: TinySSH
+    /// 20230101 and other older servers lack it.
+    pub require_strict_kex: bool,
+    /// Enable TCP keepalive (SO_KEEPALIVE) on the connection socket (default on, like
+    /// OpenSSH's `TCPKeepAlive yes`).
+    pub tcp_keepalive: bool,
     /// Longest wait for any single operation after the handshake (`None`: wait forever).
     pub io_timeout: Option<Duration>,
     /// Accept a server that admits us with the "none" method (default true).
@@ -85,8 +94,10 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(30),
             auth_timeout: Duration::from_secs(30),
-            keepalive_interval: None,
-            keepalive_max: 3,
+            keepalive_interval: Some(crate::client::DEFAULT_KEEPALIVE_INTERVAL),
+            keepalive_max: crate::client::DEFAULT_KEEPALIVE_MAX,
+            require_strict_kex: false,
+            tcp_keepalive: true,
             io_timeout: None,
             allow_none_auth: true,
         }
@@ -153,6 +164,9 @@ impl Session {
         let deadline = Instant::now() + config.handshake_timeout;
         sock.set_nodelay(true)?;
         sock.set_nonblocking(true)?;
+        if config.tcp_keepalive {
+            sys::set_tcp_keepalive(&sock)?;
+        }
         let cc = ClientConfig {
             user: config.user,
             credentials: config.credentials,
@@ -162,6 +176,7 @@ impl Session {
             allow_none_auth: config.allow_none_auth,
             keepalive_interval: config.keepalive_interval,
             keepalive_max: config.keepalive_max,
+            require_strict_kex: config.require_strict_kex,
         };
         let client = Client::new(cc, Box::new(OsRandom), Instant::now());
         let mut s = Session { sock, client, io_timeout: config.io_timeout, events: Vec::new() };

@@ -313,7 +313,7 @@ fn require_strict_kex_refuses_a_server_without_it() {
     assert!(text.contains("strict key exchange") && text.contains("CVE-2023-48795"), "{text}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     // Without the requirement the same server works.
-    let mut s = Session::connect(tiny.addr(), key_config()).unwrap();
+    let s = Session::connect(tiny.addr(), key_config()).unwrap();
     assert!(!s.info().unwrap().strict_kex);
     let (out, _, _) = s.exec("echo ok").unwrap().output().unwrap();
     assert_eq!(out, b"ok\n");
@@ -321,7 +321,7 @@ fn require_strict_kex_refuses_a_server_without_it() {
         let _log = ShowLog(&srv);
         let mut cfg = key_config();
         cfg.require_strict_kex = true;
-        let mut s = Session::connect(srv.addr(), cfg).unwrap_or_else(|e| panic!("{:?}: {e}", srv.kind));
+        let s = Session::connect(srv.addr(), cfg).unwrap_or_else(|e| panic!("{:?}: {e}", srv.kind));
         assert!(s.info().unwrap().strict_kex, "{:?}", srv.kind);
         let (out, _, _) = s.exec("echo ok").unwrap().output().unwrap();
         assert_eq!(out, b"ok\n", "{:?}", srv.kind);

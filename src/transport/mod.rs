@@ -362,6 +362,16 @@ impl Transport {
         }
     }
 
+    /// Start a key re-exchange now if none is running (RFC 4253 section 9). Returns whether
+    /// one was started.
+    pub fn rekey_now(&mut self) -> bool {
+        if !matches!(self.kex, KexState::Idle) || !self.keys_in_place {
+            return false;
+        }
+        self.send_kexinit();
+        true
+    }
+
     /// When `maybe_rekey` next needs to run for the time limit.
     pub fn next_timer(&self) -> Option<Instant> {
         if self.keys_in_place {

@@ -35,6 +35,8 @@ pub struct ClientConfig {
     pub keepalive_max: u32,
     /// Most channels open at once.
     pub max_channels: usize,
+    /// Hex dumps of packet payloads at trace level.
+    pub log_payloads: bool,
     /// Refuse a server without strict key exchange (Terrapin, CVE-2023-48795).
     pub require_strict_kex: bool,
 }
@@ -52,6 +54,7 @@ impl ClientConfig {
             keepalive_max: DEFAULT_KEEPALIVE_MAX,
             require_strict_kex: false,
             max_channels: crate::connection::DEFAULT_MAX_CHANNELS,
+            log_payloads: false,
         }
     }
 }
@@ -102,6 +105,7 @@ impl Client {
         let keepalive = config.keepalive_interval.filter(|d| !d.is_zero()).map(|d| (d, config.keepalive_max));
         let mut t = Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now);
         t.set_require_strict(config.require_strict_kex);
+        t.set_log_payloads(config.log_payloads);
         Client {
             t,
             auth,
@@ -227,6 +231,7 @@ impl Client {
     /// Record a fatal error that happened outside the core (I/O, timeout, peer closed).
     pub fn fail(&mut self, e: Error) {
         if self.error.is_none() {
+            log::info!(target: "sshbridge", "connection ended: {e}");
             self.error = Some(e);
         }
         self.phase = Phase::Dead;

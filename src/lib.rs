@@ -15,6 +15,7 @@ pub mod ffi;
 #[doc(hidden)] pub mod fuzzing;
 pub mod gate;
 pub mod kex;
+pub mod logging;
 pub mod keys;
 pub mod msg;
 pub mod random;

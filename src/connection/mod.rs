@@ -105,6 +105,7 @@ impl Connection {
     /// Open a channel; `start` (exec/shell/subsystem) goes out as soon as it is confirmed.
     pub fn open(&mut self, kind: &OpenKind, start: Option<Request>, t: &mut Transport) -> Result<ChannelId, Error> {
         let id = self.free_id()?;
+        log::debug!(target: "sshbridge", "channel {id}: opening {kind:?}");
         self.channels.insert(id, Channel::open(id, kind, start, t));
         Ok(id)
     }
@@ -208,6 +209,7 @@ impl Connection {
                     if bound == 0 {
                         Err(Error::protocol("tcpip-forward for port 0 answered without a port"))
                     } else {
+                        log::info!(target: "sshbridge", "remote forward: server listens on {addr}:{bound}");
                         self.forwards.push((addr, bound));
                         let mut w = Writer::new();
                         w.u32(bound);
@@ -225,6 +227,7 @@ impl Connection {
 
     fn on_open(&mut self, kind: &str, sender: u32, window: u32, max_packet: u32, extra: &[u8], t: &mut Transport) {
         let refuse = |t: &mut Transport, reason: u32, why: &str| {
+            log::debug!(target: "sshbridge", "refused a {kind:?} channel from the server: {why}");
             t.send_msg(&Msg::ChannelOpenFailure { recipient: sender, reason, description: why.as_bytes() });
         };
         if max_packet == 0 {
@@ -251,6 +254,7 @@ impl Connection {
                 let Ok(id) = self.free_id() else {
                     return refuse(t, 4, "too many channels");
                 };
+                log::debug!(target: "sshbridge", "channel {id}: forwarded-tcpip from {origin_addr}:{origin_port} on {bound_addr}:{bound_port}");
                 self.channels.insert(id, Channel::accept(id, sender, window, max_packet, t));
                 self.incoming.push_back(Incoming { id, bound_addr, bound_port, origin_addr, origin_port });
             }
@@ -292,6 +296,9 @@ impl Connection {
                     .get_mut(&recipient)
                     .ok_or_else(|| Error::protocol(format!("message for unknown channel {recipient}")))?;
                 let ev = ch.handle(m, t)?;
+                if let Some(ev) = &ev {
+                    log::debug!(target: "sshbridge", "channel {recipient}: {ev:?}");
+                }
                 let drop_now = ch.state == ChanState::Closed && ch.released;
                 if drop_now {
                     self.channels.remove(&recipient);

@@ -113,8 +113,10 @@ impl Session {
             keepalive_interval: config.keepalive_interval,
             keepalive_max: config.keepalive_max,
             max_channels: config.max_channels,
+            log_payloads: config.log_payloads,
             require_strict_kex: config.require_strict_kex,
         };
+        log::debug!(target: "sshbridge", "connecting to {} as {:?}", sock.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string()), cc.user);
         let client = Client::new(cc, Box::new(OsRandom), Instant::now());
         let (shared, thread) = driver::spawn(sock, client, Some(deadline), config.auth_timeout)?;
         let s = Session {

@@ -137,6 +137,8 @@ pub struct Transport {
     strict_seen: bool,
     /// Refuse a server whose first KEXINIT lacks the strict-kex marker.
     require_strict: bool,
+    /// Hex dumps of payloads at trace level (never of authentication requests).
+    log_payloads: bool,
     server_sig_algs: Option<Vec<String>>,
 }
 
@@ -188,6 +190,7 @@ impl Transport {
             kex_count: 0,
             strict_seen: false,
             require_strict: false,
+            log_payloads: false,
             server_sig_algs: None,
         };
         t.out.extend_from_slice(CLIENT_IDENT.as_bytes());
@@ -199,6 +202,10 @@ impl Transport {
     /// Refuse servers without strict key exchange (checked on their first KEXINIT).
     pub fn set_require_strict(&mut self, on: bool) {
         self.require_strict = on;
+    }
+    /// Log packet payloads as hex at trace level (`Config::log_payloads`).
+    pub fn set_log_payloads(&mut self, on: bool) {
+        self.log_payloads = on;
     }
 
     // ----- getters -----
@@ -272,6 +279,7 @@ impl Transport {
     /// Seal one packet whose payload is `parts` joined, built in place in the output buffer.
     fn seal_parts(&mut self, parts: &[&[u8]]) {
         let len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+        crate::logging::packet("send", self.tx_seq, parts, self.log_payloads);
         let start = self.sealer.begin(&mut self.out, len);
         for p in parts {
             self.out.extend_from_slice(p);
@@ -482,6 +490,7 @@ impl Transport {
                     Error::internal("payload range")
                 }
             })?;
+            crate::logging::packet("recv", seq, &[self.inbuf.get(range.clone()).unwrap_or_default()], self.log_payloads);
             match gate(&self.gate_state(), n) {
                 Verdict::Reject(e) => return Err(e),
                 Verdict::Ignore => continue,
@@ -618,6 +627,7 @@ impl Transport {
         key.verify(negotiated.host_key, &h, signature)
             .map_err(|e| Error::crypto(format!("server's exchange-hash signature ({}) is invalid: {e}", negotiated.host_key)))?;
         if self.host_key.is_none() {
+            log::info!(target: "sshbridge", "server host key {} {}", key.key_type(), key.fingerprint());
             self.host_key = Some(key);
         }
         let session_id = self.session_id.get_or_insert_with(|| h.clone()).clone();
@@ -664,6 +674,9 @@ impl Transport {
         self.since_kex_packets_rx = 0;
         self.kex_started_at = now;
         self.kex_count = self.kex_count.saturating_add(1);
+        if let Some(n) = &self.negotiated {
+            crate::logging::negotiated(n, self.kex_count, self.strict);
+        }
         self.flush_queue();
         Ok(Event::KexDone { first })
     }

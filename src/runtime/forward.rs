@@ -106,6 +106,10 @@ impl Conn {
             self.out_shut = true;
         }
         // TCP -> channel.
+        if self.hup && !self.in_eof {
+            self.in_eof = true;
+            c.send_eof(id);
+        }
         while !self.in_eof && c.output_len() < MAX_QUEUED {
             let room = c.writable(id).min(buf.len());
             if room == 0 {
@@ -129,7 +133,7 @@ impl Conn {
             }
         }
         let closed = c.channel(id).is_none_or(|ch| ch.state == ChanState::Closed);
-        !((self.in_eof && self.out_shut) || (closed && !self.pending))
+        !((self.in_eof && (self.out_shut || self.broken)) || (closed && !self.pending))
     }
 }
 
@@ -184,7 +188,10 @@ impl Bridge for ListenBridge {
     }
 
     fn fds(&self, c: &Client, pass: Pass, out: &mut Vec<(RawFd, bool, bool)>) {
-        out.push((self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()), true, false));
+        // Not polled while it could not accept anyway (it would stay readable: a busy loop).
+        let accepting = self.conns.len() < MAX_CONNS && c.phase() == Phase::Connected;
+        let lfd = self.listener.as_ref().filter(|_| accepting).map_or(-1, |l| l.as_raw_fd());
+        out.push((lfd, true, false));
         for conn in &self.conns {
             let open = c.channel(conn.id).is_some_and(|ch| ch.state == ChanState::Open);
             let want_read = open && !conn.in_eof && !pass.net_dead && c.writable(conn.id) > 0 && c.output_len() < MAX_QUEUED;
@@ -197,7 +204,6 @@ impl Bridge for ListenBridge {
         for (conn, r) in self.conns.iter_mut().zip(ready.iter().skip(1)) {
             if r.hup && !r.read {
                 conn.hup = true;
-                conn.in_eof = true;
                 conn.broken = true;
             }
         }

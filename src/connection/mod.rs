@@ -314,3 +314,135 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algs::Preferences;
+    use crate::random::TestRng;
+    use crate::transport::{HostKeyCheck, RekeyLimits};
+    use std::time::Instant;
+
+    fn transport() -> Transport {
+        Transport::new(Preferences::default(), HostKeyCheck::default(), RekeyLimits::default(), Box::new(TestRng::new(5)), Instant::now())
+    }
+
+    /// The messages the connection sent, decoded (they wait in the unkeyed transport's queue).
+    fn sent(t: &Transport) -> Vec<Vec<u8>> {
+        t.queued_payloads()
+    }
+
+    fn forwarded_open(sender: u32, addr: &str, port: u32) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.str(addr).u32(port).str("192.0.2.7").u32(5555);
+        w.into_vec()
+    }
+
+    fn open_failure_reason(p: &[u8]) -> Option<(u32, u32)> {
+        match Msg::decode(p).ok()? {
+            Msg::ChannelOpenFailure { recipient, reason, .. } => Some((recipient, reason)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn forwarded_tcpip_only_for_a_forward_we_asked_for() {
+        let mut t = transport();
+        let mut c = Connection::new(Role::Client, 8);
+        let extra = forwarded_open(7, "127.0.0.1", 4000);
+        c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 7, window: 100, max_packet: 100, extra: &extra }, &mut t).unwrap();
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((7, 1)));
+        assert_eq!(c.channel_count(), 0);
+        // Ask for port 0; the server answers with the port it picked.
+        let ticket = c.tcpip_forward("127.0.0.1", 0, &mut t);
+        c.handle(Msg::RequestSuccess { data: &4000u32.to_be_bytes() }, &mut t).unwrap();
+        let port = c.take_global_result(ticket).unwrap().unwrap();
+        assert_eq!(port, 4000u32.to_be_bytes());
+        c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 7, window: 100, max_packet: 100, extra: &extra }, &mut t).unwrap();
+        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelOpenConfirmation { recipient: 7, .. }));
+        let inc = c.take_incoming("127.0.0.1", 4000).unwrap();
+        assert_eq!((inc.origin_addr.as_str(), inc.origin_port), ("192.0.2.7", 5555));
+        assert_eq!(c.channel(inc.id).map(|ch| ch.state), Some(ChanState::Open));
+        // Another port, a session, x11: refused.
+        let other = forwarded_open(8, "127.0.0.1", 4001);
+        for (kind, extra) in [("forwarded-tcpip", &other[..]), ("session", &[][..]), ("x11", &[][..])] {
+            c.handle(Msg::ChannelOpen { kind, sender: 8, window: 100, max_packet: 100, extra }, &mut t).unwrap();
+            assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((8, 1)), "{kind}");
+        }
+        // After cancelling, the forward's connections are refused again.
+        c.cancel_forward("127.0.0.1", 4000, &mut t);
+        c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 9, window: 100, max_packet: 100, extra: &extra }, &mut t).unwrap();
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((9, 1)));
+    }
+
+    #[test]
+    fn global_replies_are_matched_in_order() {
+        let mut t = transport();
+        let mut c = Connection::new(Role::Client, 8);
+        c.send_keepalive(&mut t);
+        let fwd = c.tcpip_forward("", 2222, &mut t);
+        c.send_keepalive(&mut t);
+        assert_eq!(c.pending_keepalives(), 2);
+        c.handle(Msg::RequestFailure, &mut t).unwrap(); // the first keepalive
+        assert_eq!(c.take_global_result(fwd), None);
+        c.handle(Msg::RequestFailure, &mut t).unwrap(); // the forward: refused
+        assert!(c.take_global_result(fwd).unwrap().is_err());
+        c.handle(Msg::RequestSuccess { data: &[] }, &mut t).unwrap();
+        assert_eq!(c.pending_keepalives(), 0);
+        // A reply to nothing is a protocol error.
+        assert!(c.handle(Msg::RequestFailure, &mut t).is_err());
+    }
+
+    #[test]
+    fn the_channel_cap_holds_and_released_channels_leave_the_table() {
+        let mut t = transport();
+        let mut c = Connection::new(Role::Client, 2);
+        let a = c.open(&OpenKind::Session, None, &mut t).unwrap();
+        let b = c.open(&OpenKind::Session, None, &mut t).unwrap();
+        assert!(c.open(&OpenKind::Session, None, &mut t).is_err());
+        // An inbound open beyond the cap is refused with "resource shortage" (4).
+        let ticket = c.tcpip_forward("", 1, &mut t);
+        c.handle(Msg::RequestSuccess { data: &[] }, &mut t).unwrap();
+        assert!(c.take_global_result(ticket).unwrap().is_ok());
+        let extra = forwarded_open(3, "", 1);
+        c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 3, window: 10, max_packet: 10, extra: &extra }, &mut t).unwrap();
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((3, 4)));
+        // Both CLOSEs exchanged and the owner gone: the slot is free again.
+        c.handle(Msg::ChannelOpenConfirmation { recipient: a, sender: 50, window: 10, max_packet: 10, extra: &[] }, &mut t).unwrap();
+        c.release(a, &mut t);
+        assert_eq!(c.channel_count(), 2, "still waiting for the server's CLOSE");
+        c.handle(Msg::ChannelClose { recipient: a }, &mut t).unwrap();
+        assert_eq!(c.channel_count(), 1);
+        let d = c.open(&OpenKind::Session, None, &mut t).unwrap();
+        assert_ne!(d, b);
+        // A closed channel whose owner still holds it stays, with its exit status readable.
+        c.handle(Msg::ChannelOpenConfirmation { recipient: b, sender: 51, window: 10, max_packet: 10, extra: &[] }, &mut t).unwrap();
+        let mut w = Writer::new();
+        w.u32(3);
+        c.handle(Msg::ChannelRequest { recipient: b, kind: "exit-status", want_reply: false, data: &w.into_vec() }, &mut t).unwrap();
+        c.handle(Msg::ChannelClose { recipient: b }, &mut t).unwrap();
+        assert_eq!(c.channel(b).and_then(|ch| ch.exit.clone()), Some(ExitStatus::Code(3)));
+        // Messages for a channel that is gone are a protocol error.
+        assert!(c.handle(Msg::ChannelData { recipient: a, data: b"x" }, &mut t).is_err());
+    }
+
+    #[test]
+    fn request_answers_go_to_their_tickets_in_order() {
+        let mut t = transport();
+        let mut c = Connection::new(Role::Client, 4);
+        let id = c.open(&OpenKind::Session, None, &mut t).unwrap();
+        c.handle(Msg::ChannelOpenConfirmation { recipient: id, sender: 9, window: 100, max_packet: 100, extra: &[] }, &mut t).unwrap();
+        let ch = c.channel_mut(id).unwrap();
+        let env = ch.request(Request::Env { name: "LANG".into(), value: "C".into() }, &mut t).unwrap().unwrap();
+        assert_eq!(ch.request(Request::WindowChange { cols: 1, rows: 1, width_px: 0, height_px: 0 }, &mut t).unwrap(), None);
+        let exec = ch.request(Request::Exec(b"true".to_vec()), &mut t).unwrap().unwrap();
+        c.handle(Msg::ChannelFailure { recipient: id }, &mut t).unwrap();
+        c.handle(Msg::ChannelSuccess { recipient: id }, &mut t).unwrap();
+        let ch = c.channel_mut(id).unwrap();
+        let e = ch.take_result(env).unwrap().unwrap_err();
+        assert!(e.to_string().contains("environment variable \"LANG\""), "{e}");
+        assert_eq!(ch.take_result(exec), Some(Ok(())));
+        assert!(ch.started);
+        assert_eq!(ch.take_result(exec), None, "taken once");
+    }
+}

@@ -341,6 +341,12 @@ impl Transport {
         }
     }
 
+    /// Payloads waiting for the keys (tests look at what the layers above sent).
+    #[cfg(test)]
+    pub fn queued_payloads(&self) -> Vec<Vec<u8>> {
+        self.queued.iter().cloned().collect()
+    }
+
     /// Send DISCONNECT (best effort: the caller closes the connection after writing it).
     pub fn disconnect(&mut self, reason: u32, text: &str) {
         self.seal(&Msg::Disconnect { reason, description: text.as_bytes() }.encode());

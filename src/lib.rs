@@ -24,6 +24,6 @@ pub use algs::{Cipher, Kex, Mac, Preferences, SigAlg};
 pub use auth::Credential;
 pub use channel::ExitStatus;
 pub use error::{Error, Result};
-pub use keys::{PrivateKey, PublicKey};
+pub use keys::{KeyKind, PrivateKey, PublicKey};
 pub use runtime::session::{Channel, Config, Session, SessionInfo};
 pub use transport::RekeyLimits;

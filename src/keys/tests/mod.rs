@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::random::TestRng;
 use crate::wire::{Reader, Writer};
 
+mod generate;
 mod interop;
 mod malformed;
 

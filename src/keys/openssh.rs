@@ -257,10 +257,12 @@ impl PrivateKey {
 
 /// The key as `ssh-key`'s keypair (the two crates' key types convert into each other).
 fn keypair(key: &PrivateKey) -> Result<KeypairData, Error> {
-    let failed = |e: ssh_key::Error| Error::internal(format!("cannot encode OpenSSH private key: {e}"));
     Ok(match key.secret() {
         #[cfg(feature = "rsa")]
-        Secret::Rsa(k) => KeypairData::Rsa(ssh_key::private::RsaKeypair::try_from(k.as_ref()).map_err(failed)?),
+        Secret::Rsa(k) => KeypairData::Rsa(
+            ssh_key::private::RsaKeypair::try_from(k.as_ref())
+                .map_err(|e| Error::internal(format!("cannot encode OpenSSH private key: {e}")))?,
+        ),
         #[cfg(feature = "legacy")]
         Secret::Dsa(k) => KeypairData::Dsa(ssh_key::private::DsaKeypair::from(k.as_ref())),
         Secret::Ed25519(k) => KeypairData::Ed25519(ssh_key::private::Ed25519Keypair::from(k.as_ref())),

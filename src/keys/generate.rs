@@ -26,10 +26,13 @@ impl PrivateKey {
     /// takes seconds); DSA keys are not generated (OpenSSH 10 removed them). A kind this build
     /// leaves out is refused with an error naming the cargo feature it needs.
     pub fn generate_with(kind: KeyKind, rng: &mut dyn Random) -> Result<PrivateKey, Error> {
-        if kind.missing_feature().is_some() {
-            return Err(kind.unavailable());
-        }
         match kind {
+            // Whatever the features: "needs `legacy`" would promise what is not there.
+            KeyKind::Dsa => Err(Error::bad_argument(
+                "DSA keys are not generated: ssh-dss is obsolete (OpenSSH 10 removed it); \
+                 use KeyKind::Ed25519",
+            )),
+            _ if kind.missing_feature().is_some() => Err(kind.unavailable()),
             KeyKind::Ed25519 => {
                 let mut seed = Zeroizing::new([0u8; 32]);
                 rng.fill(seed.as_mut_slice());
@@ -37,10 +40,6 @@ impl PrivateKey {
             }
             KeyKind::EcdsaP256 => generate_p256(rng),
             KeyKind::Rsa(bits) => generate_rsa(bits, rng),
-            KeyKind::Dsa => Err(Error::bad_argument(
-                "DSA keys are not generated: ssh-dss is obsolete (OpenSSH 10 removed it); \
-                 use KeyKind::Ed25519",
-            )),
         }
     }
 }

@@ -11,8 +11,8 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 
 use sshbridge::keys::RSA_DEFAULT_BITS;
 use sshbridge::{KeyKind, PrivateKey};
@@ -32,20 +32,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = PrivateKey::generate(kind)?;
 
     let secret = |path: &str, data: &[u8]| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
         f.write_all(data)
     };
-    secret(out, key.to_openssh(args.get(2).map(String::as_str))?.as_bytes())?;
-    fs::write(format!("{out}.pub"), format!("{}\n", key.public_key().to_openssh()))?;
+    secret(
+        out,
+        key.to_openssh(args.get(2).map(String::as_str))?.as_bytes(),
+    )?;
+    fs::write(
+        format!("{out}.pub"),
+        format!("{}\n", key.public_key().to_openssh()),
+    )?;
     let dropbear = key.to_dropbear()?;
     secret(&format!("{out}.dropbear"), &dropbear)?;
 
-    let mut c = format!("/* {} */\nstatic const unsigned char db_id_key[] = {{", key.public_key());
+    let mut c = format!(
+        "/* {} */\nstatic const unsigned char db_id_key[] = {{",
+        key.public_key()
+    );
     for (i, b) in dropbear.iter().enumerate() {
         let sep = if i % 12 == 0 { "\n    " } else { " " };
         write!(c, "{sep}0x{b:02x},")?;
     }
-    write!(c, "\n}};\nstatic const unsigned int db_id_key_len = {};\n", dropbear.len())?;
+    write!(
+        c,
+        "\n}};\nstatic const unsigned int db_id_key_len = {};\n",
+        dropbear.len()
+    )?;
     secret(&format!("{out}.h"), c.as_bytes())?;
     println!("{}", key.public_key().to_openssh());
     Ok(())

@@ -5,8 +5,10 @@
 
 pub mod algs;
 pub mod auth;
-pub mod channel;
 pub mod client;
+pub mod connection;
+/// The channel module of the connection layer, under its old path.
+pub use connection::channel;
 pub mod cipher;
 pub mod error;
 pub mod ffi;
@@ -25,5 +27,7 @@ pub use auth::Credential;
 pub use channel::ExitStatus;
 pub use error::{Error, Result};
 pub use keys::{KeyKind, PrivateKey, PublicKey};
-pub use runtime::session::{Channel, Config, Session, SessionInfo};
+pub use runtime::channel::{Channel, Output};
+pub use runtime::forward::{LocalForward, RemoteForward};
+pub use runtime::session::{Config, Session, SessionInfo};
 pub use transport::RekeyLimits;

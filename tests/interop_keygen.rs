@@ -323,7 +323,7 @@ fn fresh_keys_log_in_to_sshd() {
             let mut cfg = Config::new(support::USER);
             cfg.host_keys = srv.host_keys.iter().filter_map(|l| l.parse().ok()).collect();
             cfg.credentials.push(Credential::key(key));
-            let mut s = Session::connect(srv.addr(), cfg)
+            let s = Session::connect(srv.addr(), cfg)
                 .unwrap_or_else(|e| panic!("{} {what}: {e}", g.public));
             let (out, _, st) = s.exec("whoami").unwrap().output().unwrap();
             assert_eq!(

@@ -135,6 +135,8 @@ pub struct Transport {
     kex_started_at: Instant,
     kex_count: u32,
     strict_seen: bool,
+    /// Refuse a server whose first KEXINIT lacks the strict-kex marker.
+    require_strict: bool,
     server_sig_algs: Option<Vec<String>>,
 }
 
@@ -185,12 +187,18 @@ impl Transport {
             kex_started_at: now,
             kex_count: 0,
             strict_seen: false,
+            require_strict: false,
             server_sig_algs: None,
         };
         t.out.extend_from_slice(CLIENT_IDENT.as_bytes());
         t.out.extend_from_slice(b"\r\n");
         t.send_kexinit();
         t
+    }
+
+    /// Refuse servers without strict key exchange (checked on their first KEXINIT).
+    pub fn set_require_strict(&mut self, on: bool) {
+        self.require_strict = on;
     }
 
     // ----- getters -----
@@ -352,6 +360,16 @@ impl Transport {
         if due {
             self.send_kexinit();
         }
+    }
+
+    /// Start a key re-exchange now if none is running (RFC 4253 section 9). Returns whether
+    /// one was started.
+    pub fn rekey_now(&mut self) -> bool {
+        if !matches!(self.kex, KexState::Idle) || !self.keys_in_place {
+            return false;
+        }
+        self.send_kexinit();
+        true
     }
 
     /// When `maybe_rekey` next needs to run for the time limit.
@@ -524,6 +542,13 @@ impl Transport {
             self.strict_seen = self.strict;
             if self.strict && seq != 0 {
                 return Err(Error::StrictKex(format!("server KEXINIT was packet {seq}, not the first")));
+            }
+            if self.require_strict && !self.strict {
+                return Err(Error::Refused(
+                    "the server does not offer strict key exchange (kex-strict-s-v00@openssh.com), which \
+                     require_strict_kex demands against the Terrapin attack (CVE-2023-48795)"
+                        .into(),
+                ));
             }
         }
         if matches!(self.kex, KexState::Idle) {

@@ -8,9 +8,10 @@
 //!   and its reverse conversion of our Dropbear file is a key ssh-keygen and we read;
 //! - our own parser reads every file back;
 //! - a fresh key logs in to a real sshd through our client, through OpenSSH's `ssh -i` with
-//!   our OpenSSH file, and through Dropbear's `dbclient -i` with our Dropbear file (the bytes
-//!   an eCos user passes as `db_id_rsa`). The sshd gets its own `AuthorizedKeysFile`, so the
-//!   test account's `~/.ssh/authorized_keys`, shared with concurrent tests, is not touched.
+//!   our OpenSSH file, through Dropbear's `dbclient -i` with our Dropbear file, and through
+//!   the eCos C API with the Dropbear bytes in `db_id_rsa`. The sshd gets its own
+//!   `AuthorizedKeysFile`, so the test account's `~/.ssh/authorized_keys`, shared with
+//!   concurrent tests, is not touched.
 
 mod support;
 
@@ -321,7 +322,11 @@ fn fresh_keys_log_in_to_sshd() {
         for (what, key) in keys {
             assert_eq!(key.public_key().to_openssh(), g.public);
             let mut cfg = Config::new(support::USER);
-            cfg.host_keys = srv.host_keys.iter().filter_map(|l| l.parse().ok()).collect();
+            cfg.host_keys = srv
+                .host_keys
+                .iter()
+                .filter_map(|l| l.parse().ok())
+                .collect();
             cfg.credentials.push(Credential::key(key));
             let s = Session::connect(srv.addr(), cfg)
                 .unwrap_or_else(|e| panic!("{} {what}: {e}", g.public));
@@ -389,12 +394,106 @@ fn fresh_key_is_refused_without_its_authorized_keys_file() {
     let _log = ShowLog(&srv);
     let g = &generated()[0];
     let mut cfg = Config::new(support::USER);
-    cfg.host_keys = srv.host_keys.iter().filter_map(|l| l.parse().ok()).collect();
+    cfg.host_keys = srv
+        .host_keys
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     cfg.credentials.push(Credential::key(
         PrivateKey::from_bytes(&fs::read(&g.dropbear).unwrap(), None).unwrap(),
     ));
     match Session::connect(srv.addr(), cfg) {
         Err(sshbridge::Error::AuthFailed { .. }) => {}
         other => panic!("expected AuthFailed, got {:?}", other.map(|_| ())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The eCos C API with generated key bytes
+// ---------------------------------------------------------------------------------------
+
+fn sockaddr(a: std::net::SocketAddr) -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let std::net::SocketAddr::V4(v4) = a else {
+        panic!("IPv4 only here")
+    };
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in fits in sockaddr_storage, which is suitably aligned for it.
+    unsafe {
+        std::ptr::write(
+            (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>(),
+            sin,
+        )
+    };
+    ss
+}
+
+/// `to_dropbear()` bytes in `db_id_rsa` with their length, as an eCos application holds them
+/// (compiled in, not NUL-terminated): `whoami` through the socketpair, exit code 0.
+#[test]
+fn c_api_logs_in_with_generated_dropbear_bytes() {
+    use sshbridge::ffi::{
+        cyg_dropbear_authenticate, cyg_dropbear_cli_handle, cyg_dropbear_ssh_close,
+        cyg_dropbear_ssh_connect,
+    };
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let dir = TempDir::new("c-api");
+    let srv = sshd_for_generated_keys(&dir);
+    let _log = ShowLog(&srv);
+    let user = CString::new(support::USER).unwrap();
+    let host = CString::new(srv.host_key("ssh-ed25519").expect("ed25519 host key")).unwrap();
+    let cmd = CString::new("whoami").unwrap();
+    for g in generated() {
+        let bytes = g.key.to_dropbear().unwrap();
+        let auth = cyg_dropbear_authenticate {
+            db_username: user.as_ptr(),
+            db_host_rsa_key_pub: host.as_ptr(),
+            db_host_dsa_key_pub: std::ptr::null(),
+            db_id_rsa: bytes.as_ptr().cast(),
+            db_id_rsa_keylen: bytes.len() as libc::c_int,
+            db_id_dsa: std::ptr::null(),
+            db_id_dsa_keylen: 0,
+            db_password: std::ptr::null(),
+        };
+        let ss = sockaddr(srv.addr());
+        // SAFETY: an all-zero handle is what a C caller's memset gives; connect fills it in.
+        let mut h: Box<cyg_dropbear_cli_handle> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: every pointer is valid for the call; the strings and bytes outlive it.
+        let ok = unsafe { cyg_dropbear_ssh_connect(&mut *h, &ss, &auth, cmd.as_ptr()) };
+        let error: Vec<u8> = h
+            .db_error
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        assert_eq!(ok, 1, "{}: {}", g.public, String::from_utf8_lossy(&error));
+        // Read to EOF through a duplicate, so close() still closes the library's descriptor.
+        // SAFETY: dup of a descriptor the handle owns; the new one is ours alone.
+        let fd = unsafe { libc::dup(h.db_stdin_stdout) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` was just returned by dup and is owned by nobody else.
+        let mut out = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        assert_eq!(text, format!("{}\n", support::USER), "{}", g.public);
+        // SAFETY: `h` came from a successful connect and is closed once.
+        unsafe { cyg_dropbear_ssh_close(&mut *h, 1) };
+        assert_eq!(h.db_exitcode, 0, "{}", g.public);
+        let fp = g.key.public_key().fingerprint();
+        assert!(
+            srv.wait_log_contains(&fp, std::time::Duration::from_secs(5)),
+            "sshd did not log {fp}"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub use algs::{Cipher, Kex, Mac, Preferences, SigAlg};
 pub use auth::Credential;
 pub use channel::ExitStatus;
 pub use error::{Error, Result};
-pub use keys::{PrivateKey, PublicKey};
+pub use keys::{KeyKind, PrivateKey, PublicKey};
 pub use runtime::channel::{Channel, Output};
 pub use runtime::forward::{LocalForward, RemoteForward};
 pub use runtime::session::{Config, Session, SessionInfo};

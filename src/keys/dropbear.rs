@@ -9,11 +9,13 @@
 //! - `ecdsa-sha2-nistp256`: string "ecdsa-sha2-nistp256", string "nistp256", string Q
 //!   (uncompressed point), mpint d.
 //!
-//! The caller passes an explicit length, so the key must fill it exactly.
+//! The caller passes an explicit length, so the key must fill it exactly. `to_dropbear` writes
+//! the same layout (RSA always with p and q, as Dropbear 2014+ does).
 
+use super::private::Secret;
 use super::{unsupported_type, PrivateKey, PublicKey};
 use crate::error::Error;
-use crate::wire::Reader;
+use crate::wire::{Reader, Writer};
 use zeroize::Zeroizing;
 
 /// Binary input: text formats never begin with a NUL, every Dropbear key begins with the
@@ -94,5 +96,57 @@ fn parse_fields(data: &[u8]) -> Result<PrivateKey, Error> {
             PrivateKey::ecdsa_p256(d, Some(q))
         }
         other => Err(unsupported_type(other)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing: the fields above, as Dropbear's `buf_put_*_priv_key` lays them out.
+
+/// Room for the largest key (RSA 16384: five numbers of at most 2049 bytes and their
+/// headers), so the buffer never reallocates and leaves no copy of the secret behind.
+const MAX_DROPBEAR_KEY: usize = 16 * 1024;
+
+impl PrivateKey {
+    /// This key in Dropbear's binary format, byte for byte what `dropbearkey` writes (RSA with
+    /// p and q): a file for `dropbear -r`, `dbclient -i` and `dropbearkey -y`, and the bytes the
+    /// eCos C API takes as `db_id_rsa` / `db_id_dsa` (with their length).
+    pub fn to_dropbear(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let mut w = Writer::with_capacity(MAX_DROPBEAR_KEY);
+        match self.secret() {
+            #[cfg(feature = "rsa")]
+            Secret::Rsa(k) => {
+                use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+                let [p, q] = k.primes() else {
+                    return Err(Error::key("multi-prime RSA keys have no Dropbear form"));
+                };
+                let d = Zeroizing::new(k.d().to_be_bytes());
+                let (p, q) = (Zeroizing::new(p.to_be_bytes()), Zeroizing::new(q.to_be_bytes()));
+                w.str("ssh-rsa").mpint(&k.e().to_be_bytes()).mpint(&k.n().to_be_bytes());
+                w.mpint(&d).mpint(&p).mpint(&q);
+            }
+            #[cfg(feature = "legacy")]
+            Secret::Dsa(k) => {
+                let c = k.verifying_key().components();
+                let x = Zeroizing::new(k.x().to_be_bytes());
+                w.str("ssh-dss").mpint(&c.p().to_be_bytes()).mpint(&c.q().to_be_bytes());
+                w.mpint(&c.g().to_be_bytes()).mpint(&k.verifying_key().y().to_be_bytes());
+                w.mpint(&x);
+            }
+            Secret::Ed25519(k) => {
+                let mut both = Zeroizing::new([0u8; 64]);
+                let (seed, public) = both.split_at_mut(32);
+                seed.copy_from_slice(k.as_bytes());
+                public.copy_from_slice(k.verifying_key().as_bytes());
+                w.str("ssh-ed25519").string(both.as_slice());
+            }
+            #[cfg(feature = "nistp256")]
+            Secret::EcdsaP256(k) => {
+                let point = k.verifying_key().to_sec1_point(false);
+                let d = Zeroizing::new(k.to_bytes());
+                w.str("ecdsa-sha2-nistp256").str("nistp256").string(point.as_bytes());
+                w.mpint(d.as_slice());
+            }
+        }
+        Ok(Zeroizing::new(w.into_vec()))
     }
 }

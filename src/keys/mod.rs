@@ -13,8 +13,13 @@
 //! Every format ends in the same four constructors (`private.rs`), which check that the public
 //! and private halves agree, and every public key goes through the one blob parser
 //! (`public.rs`), so a key read from a file obeys the same rules as a host key from a server.
+//!
+//! New keys (`generate.rs`) are written back out in OpenSSH's format (plain or
+//! passphrase-protected, as `ssh-keygen` writes them) and in Dropbear's (as `dropbearkey`
+//! writes them).
 
 mod dropbear;
+mod generate;
 mod openssh;
 mod pem;
 mod private;
@@ -23,15 +28,20 @@ mod public;
 #[cfg(test)]
 mod tests;
 
+pub use generate::{RSA_DEFAULT_BITS, RSA_GENERATE_MIN_BITS};
 pub use private::PrivateKey;
 pub use public::PublicKey;
 
 use std::fmt;
 
-/// The kind of a key, independent of the signature algorithm used with it.
+/// The kind of a key, independent of the signature algorithm used with it: what
+/// [`PrivateKey::kind`] reports and what [`PrivateKey::generate`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyKind {
-    Rsa,
+    /// RSA with a modulus of this many bits (`ssh-keygen -t rsa -b BITS`). Generating needs at
+    /// least 2048 ([`RSA_GENERATE_MIN_BITS`]); 3072 ([`RSA_DEFAULT_BITS`]) is ssh-keygen's
+    /// default.
+    Rsa(usize),
     Dsa,
     Ed25519,
     EcdsaP256,
@@ -41,7 +51,7 @@ impl KeyKind {
     /// The SSH key type name carried in the public-key blob.
     pub fn key_type(self) -> &'static str {
         match self {
-            KeyKind::Rsa => "ssh-rsa",
+            KeyKind::Rsa(_) => "ssh-rsa",
             KeyKind::Dsa => "ssh-dss",
             KeyKind::Ed25519 => "ssh-ed25519",
             KeyKind::EcdsaP256 => "ecdsa-sha2-nistp256",
@@ -51,7 +61,7 @@ impl KeyKind {
     /// The cargo feature of sshbridge this kind needs, when the build leaves it out.
     pub fn missing_feature(self) -> Option<&'static str> {
         match self {
-            KeyKind::Rsa if cfg!(not(feature = "rsa")) => Some("rsa"),
+            KeyKind::Rsa(_) if cfg!(not(feature = "rsa")) => Some("rsa"),
             KeyKind::Dsa if cfg!(not(feature = "legacy")) => Some("legacy"),
             KeyKind::EcdsaP256 if cfg!(not(feature = "nistp256")) => Some("nistp256"),
             _ => None,
@@ -65,10 +75,11 @@ impl KeyKind {
         crate::Error::key(format!("{self} keys need the `{feature}` feature of sshbridge"))
     }
 
-    /// The kind for an SSH key type name, if we recognise it (compiled in or not).
-    pub fn from_key_type(name: &str) -> Option<KeyKind> {
+    /// The kind for an SSH key type name, if we recognise it (compiled in or not). The name
+    /// does not tell an RSA key's size: it comes back as `Rsa(0)`.
+    pub(crate) fn from_key_type(name: &str) -> Option<KeyKind> {
         match name {
-            "ssh-rsa" => Some(KeyKind::Rsa),
+            "ssh-rsa" => Some(KeyKind::Rsa(0)),
             "ssh-dss" => Some(KeyKind::Dsa),
             "ssh-ed25519" => Some(KeyKind::Ed25519),
             "ecdsa-sha2-nistp256" => Some(KeyKind::EcdsaP256),
@@ -81,7 +92,7 @@ impl KeyKind {
 impl fmt::Display for KeyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            KeyKind::Rsa => "RSA",
+            KeyKind::Rsa(_) => "RSA",
             KeyKind::Dsa => "DSA",
             KeyKind::Ed25519 => "ED25519",
             KeyKind::EcdsaP256 => "ECDSA",

@@ -13,13 +13,19 @@
 //! padding of a whole block, which dropbearconvert writes for about one key in eight and
 //! OpenSSH accepts. Passphrase-protected keys (bcrypt-pbkdf, as `ssh-keygen` writes them) are
 //! decrypted by `ssh-key`. Either way the key must match the file's cleartext public key.
+//!
+//! Keys are written (`to_openssh_with`) by `ssh-key`'s encoder, plain or encrypted as
+//! `ssh-keygen` does it (aes256-ctr with a bcrypt-pbkdf key).
 
 use base64ct::{Base64, Encoding};
 use ssh_key::private::{EcdsaKeypair, KeypairData};
+use ssh_key::LineEnding;
 use zeroize::Zeroizing;
 
+use super::private::Secret;
 use super::{unsupported_type, KeyKind, PrivateKey, PublicKey};
 use crate::error::Error;
+use crate::random::{CryptoRng, Random};
 use crate::wire::Reader;
 
 const MAGIC: &[u8] = b"openssh-key-v1\0";
@@ -222,4 +228,49 @@ fn from_keypair(data: &KeypairData) -> Result<PrivateKey, Error> {
             Err(_) => Err(Error::key("unsupported key type in OpenSSH private key")),
         },
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing: the same format, through `ssh-key`'s encoder (and its aes256-ctr + bcrypt-pbkdf
+// encryption with 16 rounds and a 16-byte salt, ssh-keygen's defaults).
+
+impl PrivateKey {
+    /// This key in OpenSSH's format (`-----BEGIN OPENSSH PRIVATE KEY-----`, 70 columns, LF line
+    /// ends), as `ssh-keygen` writes it, with an empty comment. With a passphrase the private
+    /// section is encrypted as ssh-keygen does (aes256-ctr, bcrypt-pbkdf, 16 rounds); an empty
+    /// passphrase means no encryption, as with `ssh-keygen -N ""`. `rng` makes the salt and
+    /// the check bytes; [`PrivateKey::to_openssh`] is the same with the OS generator.
+    pub fn to_openssh_with(
+        &self,
+        passphrase: Option<&str>,
+        rng: &mut dyn Random,
+    ) -> Result<Zeroizing<String>, Error> {
+        let failed = |e: ssh_key::Error| Error::internal(format!("cannot encode OpenSSH private key: {e}"));
+        let key = ssh_key::PrivateKey::new(keypair(self)?, "").map_err(failed)?;
+        let key = match passphrase {
+            Some(pass) if !pass.is_empty() => key.encrypt(&mut CryptoRng(rng), pass).map_err(failed)?,
+            _ => key,
+        };
+        key.to_openssh(LineEnding::LF).map_err(failed)
+    }
+}
+
+/// The key as `ssh-key`'s keypair (the two crates' key types convert into each other).
+fn keypair(key: &PrivateKey) -> Result<KeypairData, Error> {
+    Ok(match key.secret() {
+        #[cfg(feature = "rsa")]
+        Secret::Rsa(k) => KeypairData::Rsa(
+            ssh_key::private::RsaKeypair::try_from(k.as_ref())
+                .map_err(|e| Error::internal(format!("cannot encode OpenSSH private key: {e}")))?,
+        ),
+        #[cfg(feature = "legacy")]
+        Secret::Dsa(k) => KeypairData::Dsa(ssh_key::private::DsaKeypair::from(k.as_ref())),
+        Secret::Ed25519(k) => KeypairData::Ed25519(ssh_key::private::Ed25519Keypair::from(k.as_ref())),
+        #[cfg(feature = "nistp256")]
+        Secret::EcdsaP256(k) => {
+            let private = p256::SecretKey::from(k.as_ref());
+            let public = private.public_key();
+            KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private: private.into(), public: public.into() })
+        }
+    })
 }

@@ -105,7 +105,7 @@ fn der_err(what: &'static str) -> impl Fn(der::Error) -> Error {
 
 #[cfg(not(feature = "rsa"))]
 fn pkcs1_rsa(_: &[u8]) -> Result<PrivateKey, Error> {
-    Err(KeyKind::Rsa.unavailable())
+    Err(KeyKind::Rsa(0).unavailable())
 }
 
 #[cfg(feature = "rsa")]

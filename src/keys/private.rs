@@ -28,7 +28,8 @@ pub struct PrivateKey {
     public: PublicKey,
 }
 
-enum Secret {
+/// The secret half, one variant per kind compiled in (read by the exporters).
+pub(super) enum Secret {
     #[cfg(feature = "rsa")]
     Rsa(Box<rsa::RsaPrivateKey>),
     #[cfg(feature = "legacy")]
@@ -54,8 +55,14 @@ impl PrivateKey {
         pem::parse(text, passphrase)
     }
 
+    /// The kind, with an RSA key's modulus size: `PrivateKey::generate(key.kind())` makes a
+    /// new key like this one.
     pub fn kind(&self) -> KeyKind {
         self.public.kind()
+    }
+
+    pub(super) fn secret(&self) -> &Secret {
+        &self.secret
     }
 
     /// The public half, as an SSH public-key blob and friends.
@@ -157,9 +164,19 @@ impl PrivateKey {
         Ok(PrivateKey { secret: Secret::Rsa(Box::new(key)), public })
     }
 
+    /// A key the `rsa` crate made (and checked); the public half is read back from it.
+    #[cfg(feature = "rsa")]
+    pub(super) fn from_rsa(key: rsa::RsaPrivateKey) -> Result<PrivateKey, Error> {
+        use rsa::traits::PublicKeyParts;
+        let e = key.e().to_be_bytes();
+        let n = key.n().to_be_bytes();
+        let public = PublicKey::from_blob(&public::rsa_blob(&e, &n))?;
+        Ok(PrivateKey { secret: Secret::Rsa(Box::new(key)), public })
+    }
+
     #[cfg(not(feature = "rsa"))]
     pub(super) fn rsa(_: &[u8], _: &[u8], _: &[u8], _: Option<(&[u8], &[u8])>) -> Result<PrivateKey, Error> {
-        Err(KeyKind::Rsa.unavailable())
+        Err(KeyKind::Rsa(0).unavailable())
     }
 
     /// DSA from p, q, g, x and the public y (computed as g^x mod p when the file omits it).

@@ -132,7 +132,7 @@ impl PublicKey {
             .ok_or_else(|| unsupported_type(name))?;
         let key = match kind {
             #[cfg(feature = "rsa")]
-            KeyKind::Rsa => {
+            KeyKind::Rsa(_) => {
                 let e = r.mpint().map_err(blob_err)?;
                 let n = r.mpint().map_err(blob_err)?;
                 Verifying::Rsa(rsa_public(n, e)?)
@@ -224,7 +224,7 @@ impl PublicKey {
     pub fn kind(&self) -> KeyKind {
         match self.key {
             #[cfg(feature = "rsa")]
-            Verifying::Rsa(_) => KeyKind::Rsa,
+            Verifying::Rsa(_) => KeyKind::Rsa(self.bits()),
             #[cfg(feature = "legacy")]
             Verifying::Dsa(_) => KeyKind::Dsa,
             Verifying::Ed25519(_) => KeyKind::Ed25519,
@@ -252,9 +252,15 @@ impl PublicKey {
         format!("SHA256:{}", Base64Unpadded::encode_string(&digest))
     }
 
-    /// The `.pub` / authorized_keys form without a comment: "ssh-ed25519 AAAA...".
-    pub fn to_openssh_line(&self) -> String {
+    /// The `.pub` / authorized_keys form without a comment: "ssh-ed25519 AAAA...", the line
+    /// `ssh-keygen -y` prints for the private key.
+    pub fn to_openssh(&self) -> String {
         format!("{} {}", self.key_type(), Base64::encode_string(&self.blob))
+    }
+
+    /// The same as [`PublicKey::to_openssh`].
+    pub fn to_openssh_line(&self) -> String {
+        self.to_openssh()
     }
 
     /// Verify an SSH signature blob (string algorithm name, string signature) over `data`.

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::random::TestRng;
 use crate::wire::{Reader, Writer};
 
+mod generate;
 mod interop;
 mod malformed;
 
@@ -25,15 +26,15 @@ struct Fixture {
 }
 
 macro_rules! fx {
-    ($file:literal, $base:literal, $kind:ident) => {
+    ($file:literal, $base:literal, $kind:expr) => {
         fx!($file, $base, $kind, None)
     };
-    ($file:literal, $base:literal, $kind:ident, $pass:expr) => {
+    ($file:literal, $base:literal, $kind:expr, $pass:expr) => {
         Fixture {
             file: $file,
             data: include_bytes!(concat!("../testdata/", $file)),
             pass: $pass,
-            kind: KeyKind::$kind,
+            kind: $kind,
             pub_line: include_str!(concat!("../testdata/", $base, ".pub")),
             fp_line: include_str!(concat!("../testdata/", $base, ".fp")),
         }
@@ -55,34 +56,34 @@ fn compiled_in(name: &str) -> bool {
 fn all_fixtures() -> Vec<Fixture> {
     vec![
         // Made by dropbearkey, and dropbearconvert's exports of them.
-        fx!("db-rsa1024.dropbear", "db-rsa1024", Rsa),
-        fx!("db-rsa1024.openssh", "db-rsa1024", Rsa),
-        fx!("db-dss.dropbear", "db-dss", Dsa),
-        fx!("db-dss.pem", "db-dss", Dsa),
-        fx!("db-ed25519.dropbear", "db-ed25519", Ed25519),
-        fx!("db-ed25519.openssh", "db-ed25519", Ed25519),
-        fx!("db-ecdsa256.dropbear", "db-ecdsa256", EcdsaP256),
-        fx!("db-ecdsa256.openssh", "db-ecdsa256", EcdsaP256),
+        fx!("db-rsa1024.dropbear", "db-rsa1024", KeyKind::Rsa(1024)),
+        fx!("db-rsa1024.openssh", "db-rsa1024", KeyKind::Rsa(1024)),
+        fx!("db-dss.dropbear", "db-dss", KeyKind::Dsa),
+        fx!("db-dss.pem", "db-dss", KeyKind::Dsa),
+        fx!("db-ed25519.dropbear", "db-ed25519", KeyKind::Ed25519),
+        fx!("db-ed25519.openssh", "db-ed25519", KeyKind::Ed25519),
+        fx!("db-ecdsa256.dropbear", "db-ecdsa256", KeyKind::EcdsaP256),
+        fx!("db-ecdsa256.openssh", "db-ecdsa256", KeyKind::EcdsaP256),
         // Made by ssh-keygen / openssl, and dropbearconvert's imports of them.
-        fx!("rsa2048.pem", "rsa2048", Rsa),
-        fx!("rsa2048.openssh", "rsa2048", Rsa),
-        fx!("rsa2048.pkcs8", "rsa2048", Rsa),
-        fx!("rsa2048.dropbear", "rsa2048", Rsa),
-        fx!("rsa2048-enc.openssh", "rsa2048", Rsa, PASS),
-        fx!("dsa.pem", "dsa", Dsa),
-        fx!("dsa.openssh", "dsa", Dsa),
-        fx!("dsa.pkcs8", "dsa", Dsa),
-        fx!("dsa.dropbear", "dsa", Dsa),
-        fx!("dsa-enc.openssh", "dsa", Dsa, PASS),
-        fx!("ecdsa256.pem", "ecdsa256", EcdsaP256),
-        fx!("ecdsa256.openssh", "ecdsa256", EcdsaP256),
-        fx!("ecdsa256.pkcs8", "ecdsa256", EcdsaP256),
-        fx!("ecdsa256.dropbear", "ecdsa256", EcdsaP256),
-        fx!("ecdsa256-enc.openssh", "ecdsa256", EcdsaP256, PASS),
-        fx!("ed25519.openssh", "ed25519", Ed25519),
-        fx!("ed25519.dropbear", "ed25519", Ed25519),
-        fx!("ed25519-enc.openssh", "ed25519", Ed25519, PASS),
-        fx!("ed25519-openssl.pkcs8", "ed25519-openssl", Ed25519),
+        fx!("rsa2048.pem", "rsa2048", KeyKind::Rsa(2048)),
+        fx!("rsa2048.openssh", "rsa2048", KeyKind::Rsa(2048)),
+        fx!("rsa2048.pkcs8", "rsa2048", KeyKind::Rsa(2048)),
+        fx!("rsa2048.dropbear", "rsa2048", KeyKind::Rsa(2048)),
+        fx!("rsa2048-enc.openssh", "rsa2048", KeyKind::Rsa(2048), PASS),
+        fx!("dsa.pem", "dsa", KeyKind::Dsa),
+        fx!("dsa.openssh", "dsa", KeyKind::Dsa),
+        fx!("dsa.pkcs8", "dsa", KeyKind::Dsa),
+        fx!("dsa.dropbear", "dsa", KeyKind::Dsa),
+        fx!("dsa-enc.openssh", "dsa", KeyKind::Dsa, PASS),
+        fx!("ecdsa256.pem", "ecdsa256", KeyKind::EcdsaP256),
+        fx!("ecdsa256.openssh", "ecdsa256", KeyKind::EcdsaP256),
+        fx!("ecdsa256.pkcs8", "ecdsa256", KeyKind::EcdsaP256),
+        fx!("ecdsa256.dropbear", "ecdsa256", KeyKind::EcdsaP256),
+        fx!("ecdsa256-enc.openssh", "ecdsa256", KeyKind::EcdsaP256, PASS),
+        fx!("ed25519.openssh", "ed25519", KeyKind::Ed25519),
+        fx!("ed25519.dropbear", "ed25519", KeyKind::Ed25519),
+        fx!("ed25519-enc.openssh", "ed25519", KeyKind::Ed25519, PASS),
+        fx!("ed25519-openssl.pkcs8", "ed25519-openssl", KeyKind::Ed25519),
     ]
 }
 
@@ -181,14 +182,14 @@ fn same_key_in_every_format_is_the_same_key() {
 #[test]
 fn sig_algs_best_first() {
     let all = fixtures();
-    let get = |kind| load(all.iter().find(|f| f.kind == kind).unwrap()).sig_algs();
+    let get = |kind: KeyKind| load(all.iter().find(|f| f.kind.key_type() == kind.key_type()).unwrap()).sig_algs();
     #[cfg(feature = "legacy")]
     {
-        assert_eq!(get(KeyKind::Rsa), vec![SigAlg::RsaSha512, SigAlg::RsaSha256, SigAlg::SshRsa]);
+        assert_eq!(get(KeyKind::Rsa(0)), vec![SigAlg::RsaSha512, SigAlg::RsaSha256, SigAlg::SshRsa]);
         assert_eq!(get(KeyKind::Dsa), vec![SigAlg::SshDss]);
     }
     #[cfg(all(feature = "rsa", not(feature = "legacy")))]
-    assert_eq!(get(KeyKind::Rsa), vec![SigAlg::RsaSha512, SigAlg::RsaSha256]);
+    assert_eq!(get(KeyKind::Rsa(0)), vec![SigAlg::RsaSha512, SigAlg::RsaSha256]);
     assert_eq!(get(KeyKind::Ed25519), vec![SigAlg::Ed25519]);
     #[cfg(feature = "nistp256")]
     assert_eq!(get(KeyKind::EcdsaP256), vec![SigAlg::EcdsaNistp256]);
@@ -472,11 +473,11 @@ fn secret_key_types_zeroize_on_drop() {
 
 #[test]
 fn key_kind_names() {
-    assert_eq!(KeyKind::Rsa.to_string(), "RSA");
+    assert_eq!(KeyKind::Rsa(3072).to_string(), "RSA");
     assert_eq!(KeyKind::Dsa.to_string(), "DSA");
     assert_eq!(KeyKind::Ed25519.to_string(), "ED25519");
     assert_eq!(KeyKind::EcdsaP256.to_string(), "ECDSA");
-    for k in [KeyKind::Rsa, KeyKind::Dsa, KeyKind::Ed25519, KeyKind::EcdsaP256] {
+    for k in [KeyKind::Rsa(0), KeyKind::Dsa, KeyKind::Ed25519, KeyKind::EcdsaP256] {
         assert_eq!(KeyKind::from_key_type(k.key_type()), Some(k));
     }
 }
@@ -491,7 +492,7 @@ fn left_out_kind_is_refused(kind: KeyKind, feature: &str) {
     let want = format!("{kind} keys need the `{feature}` feature of sshbridge");
     assert_eq!(kind.missing_feature(), Some(feature));
     let mut seen = 0;
-    for f in all_fixtures().into_iter().filter(|f| f.kind == kind) {
+    for f in all_fixtures().into_iter().filter(|f| f.kind.key_type() == kind.key_type()) {
         assert_eq!(key_err(PrivateKey::from_bytes(f.data, f.pass)), want, "{}", f.file);
         match PublicKey::from_openssh_line(f.pub_line) {
             Err(Error::Key(m)) => assert_eq!(m, want, "{}", f.file),
@@ -505,7 +506,7 @@ fn left_out_kind_is_refused(kind: KeyKind, feature: &str) {
 #[test]
 #[cfg(not(feature = "rsa"))]
 fn rsa_keys_need_the_rsa_feature() {
-    left_out_kind_is_refused(KeyKind::Rsa, "rsa");
+    left_out_kind_is_refused(KeyKind::Rsa(2048), "rsa");
     // The Dropbear blob of an RSA public key is refused the same way.
     let line = include_str!("../testdata/rsa2048.pub");
     let b64 = line.split_whitespace().nth(1).unwrap();

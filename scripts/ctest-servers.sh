@@ -250,6 +250,7 @@ AllowUsers sshbtest
 MaxStartups 200
 RekeyLimit 256K
 MaxAuthTries 10
+AcceptEnv LANG
 PrintMotd no
 PrintLastLog no
 UseDNS no

@@ -53,3 +53,63 @@ pub fn negotiated(n: &Negotiated, count: u32, strict: bool) {
         if strict { "on" } else { "off" }
     );
 }
+
+/// A per-connection destination for log records (`Config::log_sink`): every record the
+/// connection's thread produces goes to it, at `Debug` level and above, in addition to whatever
+/// logger the application installed. Installing the first sink installs a routing logger with
+/// `log::set_logger` (if the application set its own logger first, sinks stay silent and
+/// `LogSink::install` says so).
+#[derive(Clone)]
+pub struct LogSink(pub std::sync::Arc<LogFn>);
+
+/// The function behind a `LogSink`: level and formatted line.
+pub type LogFn = dyn Fn(log::Level, &str) + Send + Sync;
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSink(..)")
+    }
+}
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<LogSink>> = const { std::cell::RefCell::new(None) };
+}
+
+struct Router;
+
+static ROUTER: Router = Router;
+
+impl log::Log for Router {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Debug && m.target().starts_with(TARGET) && SINK.with(|s| s.borrow().is_some())
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let sink = SINK.with(|s| s.borrow().clone());
+        if let Some(sink) = sink {
+            (sink.0)(r.level(), &r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+impl LogSink {
+    /// Install the routing logger (once per process). False if another logger is installed.
+    pub fn install() -> bool {
+        static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *INSTALLED.get_or_init(|| {
+            let ok = log::set_logger(&ROUTER).is_ok();
+            if ok && log::max_level() < log::LevelFilter::Debug {
+                log::set_max_level(log::LevelFilter::Debug);
+            }
+            ok
+        })
+    }
+
+    /// Route this thread's records to `sink` (None: stop).
+    pub fn set_for_this_thread(sink: Option<LogSink>) {
+        SINK.with(|s| *s.borrow_mut() = sink);
+    }
+}

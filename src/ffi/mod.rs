@@ -6,6 +6,8 @@
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
+pub mod ext;
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
@@ -118,12 +120,28 @@ struct Connection {
     /// The connection (its driver thread runs the socketpair bridge).
     session: Session,
     shared: Arc<Mutex<Shared>>,
+    /// How long close(h, 1) waits for the command to exit.
+    close_wait: Duration,
 }
 
-/// Write `msg` into `db_error`: truncated to fit, always NUL-terminated.
+/// What runs on a handle's channel besides the command (extended C API options).
+#[derive(Default)]
+pub(crate) struct ChannelSetup {
+    pub env: Vec<(String, String)>,
+    pub pty: Option<(String, u32, u32)>,
+}
+
+/// Write `e` into `db_error` (text) and remember its class for `sshbridge_error_code`.
+pub(crate) fn set_error_of(h: &mut cyg_dropbear_cli_handle, e: &Error) {
+    set_error(h, &e.to_string());
+    ext::store_code(h, ext::code_of(e));
+}
+
+/// Write `msg` into `db_error`: truncated to fit, always NUL-terminated. The last byte is
+/// kept for the error class (`ext::store_code`).
 fn set_error(h: &mut cyg_dropbear_cli_handle, msg: &str) {
     let bytes = msg.as_bytes();
-    let n = bytes.len().min(CYG_DROPBEAR_MAX_ERROR - 1);
+    let n = bytes.len().min(CYG_DROPBEAR_MAX_ERROR - 2);
     for (dst, src) in h.db_error.iter_mut().zip(bytes.iter().take(n)) {
         // Control characters were escaped upstream; never let a NUL cut the message early.
         *dst = if *src == 0 { b'?' as c_char } else { *src as c_char };
@@ -301,11 +319,39 @@ fn connect_inner(
         Some(unsafe { CStr::from_ptr(command) }.to_bytes().to_vec())
     };
     let session = Session::connect(addr, cfg)?;
+    let close_wait = drop_in_settings().close_wait_timeout;
+    attach_command(h, &session, command, &ChannelSetup::default(), close_wait)
+}
+
+/// Start `command` (None: a shell) on a new channel of `session` and give the handle its two
+/// sockets, bridged by the connection's driver thread.
+pub(crate) fn attach_command(
+    h: &mut cyg_dropbear_cli_handle,
+    session: &Session,
+    command: Option<Vec<u8>>,
+    setup: &ChannelSetup,
+    close_wait: Duration,
+) -> Result<(), Error> {
     let start = match command {
         Some(c) => Request::Exec(c),
         None => Request::Shell,
     };
-    let channel = session.open_id(&OpenKind::Session, Some(start))?;
+    let channel = if setup.env.is_empty() && setup.pty.is_none() {
+        session.open_id(&OpenKind::Session, Some(start))?
+    } else {
+        let mut ch = session.open_session()?;
+        for (name, value) in &setup.env {
+            ch.set_env(name, value)?;
+        }
+        if let Some((term, cols, rows)) = &setup.pty {
+            ch.request_pty(term, *cols, *rows)?;
+        }
+        match start {
+            Request::Exec(c) => ch.exec_bytes(&c)?,
+            _ => ch.shell()?,
+        }
+        ch.into_id()
+    };
     let (app_io, worker_io) = UnixStream::pair()?;
     let (app_err, worker_err) = UnixStream::pair()?;
     for s in [&app_io, &worker_io] {
@@ -314,7 +360,7 @@ fn connect_inner(
     let shared = Arc::new(Mutex::new(Shared::default()));
     // The connection's one thread (its driver) takes the bridge over from here.
     session.attach(Box::new(StdioBridge::new(channel, worker_io, worker_err, shared.clone())));
-    let conn = Box::new(Connection { session, shared });
+    let conn = Box::new(Connection { session: session.clone(), shared, close_wait });
     h.db_stdin_stdout = OwnedFd::from(app_io).into_raw_fd();
     h.db_stderr = OwnedFd::from(app_err).into_raw_fd();
     h.db_private = Box::into_raw(conn).cast();
@@ -351,11 +397,11 @@ pub unsafe extern "C" fn cyg_dropbear_ssh_connect(
     h.db_error = [0; CYG_DROPBEAR_MAX_ERROR];
     h.db_private = std::ptr::null_mut();
     if addr.is_null() {
-        set_error(h, "bad argument: addr is NULL");
+        set_error_of(h, &Error::bad_argument("addr is NULL"));
         return 0;
     }
     if auth.is_null() {
-        set_error(h, "bad argument: auth is NULL");
+        set_error_of(h, &Error::bad_argument("auth is NULL"));
         return 0;
     }
     // SAFETY: both non-NULL and valid per the contract.
@@ -363,11 +409,11 @@ pub unsafe extern "C" fn cyg_dropbear_ssh_connect(
     match catch_unwind(AssertUnwindSafe(|| connect_inner(h, addr, auth, command))) {
         Ok(Ok(())) => 1,
         Ok(Err(e)) => {
-            set_error(h, &e.to_string());
+            set_error_of(h, &e);
             0
         }
         Err(_) => {
-            set_error(h, "internal error: panic during connect");
+            set_error_of(h, &Error::internal("panic during connect"));
             0
         }
     }
@@ -400,9 +446,8 @@ fn close_inner(h: &mut cyg_dropbear_cli_handle, wait: bool) {
     // SAFETY: db_private was made by Box::into_raw in connect and is taken exactly once
     // (replaced by NULL above).
     let conn = unsafe { Box::from_raw(p.cast::<Connection>()) };
-    conn.shared.lock().close =
-        Some(if wait { CloseMode::Wait(Instant::now() + drop_in_settings().close_wait_timeout) } else { CloseMode::NoWait });
-    let Connection { session, shared } = *conn;
+    conn.shared.lock().close = Some(if wait { CloseMode::Wait(Instant::now() + conn.close_wait) } else { CloseMode::NoWait });
+    let Connection { session, shared, .. } = *conn;
     session.shared().wake();
     if wait {
         // The bridge is bounded by the close-wait deadline; the driver ends when it is done.
@@ -419,7 +464,7 @@ fn close_inner(h: &mut cyg_dropbear_cli_handle, wait: bool) {
             None => -1,
         };
         if let Some(e) = &sh.error {
-            set_error(h, &e.to_string());
+            set_error_of(h, e);
         }
     } else {
         // The driver finishes the bridge (within 5 s) and ends by itself.

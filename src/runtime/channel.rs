@@ -40,6 +40,8 @@ pub struct Channel {
     /// Output taken out of the SSH window before the application asked for it:
     /// [stdout, stderr].
     stash: [Vec<u8>; 2],
+    /// The channel was handed to a bridge (`into_id`): dropping the handle leaves it open.
+    handed_over: bool,
 }
 
 fn to_io(e: Error) -> io::Error {
@@ -54,7 +56,13 @@ fn to_io(e: Error) -> io::Error {
 
 impl Channel {
     pub(crate) fn new(session: Session, id: ChannelId) -> Channel {
-        Channel { session, id, stash: [Vec::new(), Vec::new()] }
+        Channel { session, id, stash: [Vec::new(), Vec::new()], handed_over: false }
+    }
+
+    /// Give the channel to another owner (the C API's bridge), which releases it when done.
+    pub(crate) fn into_id(mut self) -> ChannelId {
+        self.handed_over = true;
+        self.id
     }
 
     /// Our channel number (for logs).
@@ -97,6 +105,11 @@ impl Channel {
     /// Run `command` (section 6.5).
     pub fn exec(&mut self, command: &str) -> Result<(), Error> {
         self.request(Request::Exec(command.as_bytes().to_vec()))
+    }
+
+    /// Run a command given as bytes (no character set is implied).
+    pub fn exec_bytes(&mut self, command: &[u8]) -> Result<(), Error> {
+        self.request(Request::Exec(command.to_vec()))
     }
 
     /// Start the user's shell.
@@ -317,6 +330,9 @@ impl Write for Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         self.session.lock().client.release_channel(self.id);
         self.session.shared().wake();
     }

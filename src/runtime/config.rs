@@ -50,6 +50,8 @@ pub struct Config {
     pub max_channels: usize,
     /// Log packet payloads as hex at trace level (default off; never key material).
     pub log_payloads: bool,
+    /// This connection's records (debug and above) also go here (`LogSink`).
+    pub log_sink: Option<crate::logging::LogSink>,
 }
 
 impl Config {
@@ -71,6 +73,7 @@ impl Config {
             allow_none_auth: true,
             max_channels: crate::connection::DEFAULT_MAX_CHANNELS,
             log_payloads: false,
+            log_sink: None,
         }
     }
 }

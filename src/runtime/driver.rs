@@ -146,6 +146,7 @@ pub fn spawn(
     client: Client,
     handshake_deadline: Option<Instant>,
     auth_timeout: Duration,
+    log_sink: Option<crate::logging::LogSink>,
 ) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>), Error> {
     let (wake_tx, wake_rx) = UnixStream::pair()?;
     wake_tx.set_nonblocking(true)?;
@@ -166,6 +167,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("sshbridge-conn".into())
         .spawn(move || {
+            crate::logging::LogSink::set_for_this_thread(log_sink);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&sh, sock, wake_rx)));
             let mut g = sh.lock();
             if r.is_err() {

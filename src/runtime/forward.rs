@@ -50,9 +50,26 @@ impl Drop for LocalForward {
     }
 }
 
-/// One accepted TCP connection joined to its direct-tcpip channel.
-struct Conn {
-    stream: TcpStream,
+/// A byte stream a channel can be joined to: a TCP connection or a socketpair end.
+pub(crate) trait Duplex: Read + Write + AsRawFd + Send {
+    fn shutdown_write(&self);
+}
+
+impl Duplex for TcpStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl Duplex for std::os::unix::net::UnixStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+/// One stream joined to its direct-tcpip channel.
+pub(crate) struct Conn<S: Duplex> {
+    stream: S,
     id: ChannelId,
     /// Channel output is waiting for the socket to take it.
     pending: bool,
@@ -65,7 +82,11 @@ struct Conn {
     hup: bool,
 }
 
-impl Conn {
+impl<S: Duplex> Conn<S> {
+    pub(crate) fn new(stream: S, id: ChannelId) -> Conn<S> {
+        Conn { stream, id, pending: false, in_eof: false, out_shut: false, broken: false, hup: false }
+    }
+
     /// Move data both ways; returns false once the connection is finished.
     fn service(&mut self, c: &mut Client, buf: &mut [u8], pass: Pass) -> bool {
         let id = self.id;
@@ -102,7 +123,7 @@ impl Conn {
         c.discard(id, true);
         let remote_eof = c.channel(id).is_none_or(|ch| ch.eof_received || ch.state == ChanState::Closed);
         if remote_eof && !self.pending && !self.out_shut {
-            let _ = self.stream.shutdown(Shutdown::Write);
+            self.stream.shutdown_write();
             self.out_shut = true;
         }
         // TCP -> channel.
@@ -135,6 +156,20 @@ impl Conn {
         let closed = c.channel(id).is_none_or(|ch| ch.state == ChanState::Closed);
         !((self.in_eof && (self.out_shut || self.broken)) || (closed && !self.pending))
     }
+
+    fn fds(&self, c: &Client, pass: Pass, out: &mut Vec<(RawFd, bool, bool)>) {
+        let open = c.channel(self.id).is_some_and(|ch| ch.state == ChanState::Open);
+        let want_read = open && !self.in_eof && !pass.net_dead && c.writable(self.id) > 0 && c.output_len() < MAX_QUEUED;
+        let fd = if self.hup { -1 } else { self.stream.as_raw_fd() };
+        out.push((fd, want_read, self.pending));
+    }
+
+    fn ready(&mut self, r: &Ready) {
+        if r.hup && !r.read {
+            self.hup = true;
+            self.broken = true;
+        }
+    }
 }
 
 struct ListenBridge {
@@ -142,7 +177,7 @@ struct ListenBridge {
     host: String,
     port: u32,
     stop: Arc<AtomicBool>,
-    conns: Vec<Conn>,
+    conns: Vec<Conn<TcpStream>>,
     buf: Vec<u8>,
 }
 
@@ -167,7 +202,7 @@ impl Bridge for ListenBridge {
                 };
                 // A refused open (too many channels) closes the accepted connection.
                 if let Ok(id) = c.open_channel(&kind, None) {
-                    self.conns.push(Conn { stream, id, pending: false, in_eof: false, out_shut: false, broken: false, hup: false });
+                    self.conns.push(Conn::new(stream, id));
                 }
             }
         }
@@ -193,19 +228,44 @@ impl Bridge for ListenBridge {
         let lfd = self.listener.as_ref().filter(|_| accepting).map_or(-1, |l| l.as_raw_fd());
         out.push((lfd, true, false));
         for conn in &self.conns {
-            let open = c.channel(conn.id).is_some_and(|ch| ch.state == ChanState::Open);
-            let want_read = open && !conn.in_eof && !pass.net_dead && c.writable(conn.id) > 0 && c.output_len() < MAX_QUEUED;
-            let fd = if conn.hup { -1 } else { conn.stream.as_raw_fd() };
-            out.push((fd, want_read, conn.pending));
+            conn.fds(c, pass, out);
         }
     }
 
     fn ready(&mut self, _c: &mut Client, ready: &[Ready]) {
         for (conn, r) in self.conns.iter_mut().zip(ready.iter().skip(1)) {
-            if r.hup && !r.read {
-                conn.hup = true;
-                conn.broken = true;
-            }
+            conn.ready(r);
+        }
+    }
+}
+
+/// One stream joined to one channel (the extended C API's `sshbridge_conn_forward`).
+pub(crate) struct StreamBridge<S: Duplex> {
+    conn: Conn<S>,
+    buf: Vec<u8>,
+}
+
+impl<S: Duplex> StreamBridge<S> {
+    pub(crate) fn new(stream: S, id: ChannelId) -> StreamBridge<S> {
+        StreamBridge { conn: Conn::new(stream, id), buf: vec![0u8; TCP_READ] }
+    }
+}
+
+impl<S: Duplex> Bridge for StreamBridge<S> {
+    fn service(&mut self, c: &mut Client, pass: Pass) -> Step {
+        if self.conn.service(c, &mut self.buf, pass) {
+            Step::Wait
+        } else {
+            c.release_channel(self.conn.id);
+            Step::Done
+        }
+    }
+    fn fds(&self, c: &Client, pass: Pass, out: &mut Vec<(RawFd, bool, bool)>) {
+        self.conn.fds(c, pass, out);
+    }
+    fn ready(&mut self, _c: &mut Client, ready: &[Ready]) {
+        if let Some(r) = ready.first() {
+            self.conn.ready(r);
         }
     }
 }

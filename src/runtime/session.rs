@@ -118,7 +118,10 @@ impl Session {
         };
         log::debug!(target: "sshbridge", "connecting to {} as {:?}", sock.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string()), cc.user);
         let client = Client::new(cc, Box::new(OsRandom), Instant::now());
-        let (shared, thread) = driver::spawn(sock, client, Some(deadline), config.auth_timeout)?;
+        if config.log_sink.is_some() {
+            crate::logging::LogSink::install();
+        }
+        let (shared, thread) = driver::spawn(sock, client, Some(deadline), config.auth_timeout, config.log_sink)?;
         let s = Session {
             inner: Arc::new(Inner {
                 shared,

@@ -1,0 +1,435 @@
+/*
+ * exttest.c — the extended C API (include/sshbridge.h) against the CTest fixture's real sshd
+ * and Dropbear (scripts/ctest-servers.sh): options and their refusals, connecting by host
+ * name, env and pty, many commands over one sshbridge_conn from 8 threads, a TCP forward,
+ * the info line, error classes, the log callback. Every case checks that descriptors and
+ * threads are back to their counts afterwards.
+ *
+ * Usage: exttest CASE   (CLITEST1_CONFIG names the fixture's servers.env)
+ * Exit status: 0 pass, 1 fail, 77 skip.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "sshbridge.h"
+
+#define CHECK(cond, ...)                                                                                 \
+    do {                                                                                                 \
+        if (!(cond)) {                                                                                   \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                         \
+            fprintf(stderr, __VA_ARGS__);                                                                \
+            fprintf(stderr, "\n");                                                                       \
+            return FAIL;                                                                                 \
+        }                                                                                                \
+    } while (0)
+
+/* The fixture's settings (KEY='value' lines). */
+static char g_env[8192];
+
+static const char *cfg(const char *key)
+{
+    static char val[64][512];
+    static int next;
+    size_t kn = strlen(key);
+    for (const char *l = g_env; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, key, kn) == 0 && l[kn] == '=' && l[kn + 1] == '\'') {
+            const char *v = l + kn + 2, *end = strchr(v, '\'');
+            char *out = val[next++ % 64];
+            snprintf(out, 512, "%.*s", end ? (int)(end - v) : 0, v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static int load_config(void)
+{
+    const char *path = getenv("CLITEST1_CONFIG");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return -1;
+    size_t n = fread(g_env, 1, sizeof g_env - 1, f);
+    g_env[n] = '\0';
+    fclose(f);
+    return 0;
+}
+
+static cyg_dropbear_authenticate password_auth(void)
+{
+    cyg_dropbear_authenticate a;
+    memset(&a, 0, sizeof a);
+    a.db_username = cfg("USERNAME");
+    a.db_password = cfg("PASSWORD");
+    return a;
+}
+
+static int port_of(const char *server)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s_PORT", server);
+    const char *p = cfg(key);
+    return p ? atoi(p) : -1;
+}
+
+/* Read fd to EOF (bounded by 20 s) into buf (NUL-terminated). */
+static long read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    long t0 = now_ms();
+    while (now_ms() - t0 < 20000) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n == cap - 1)
+            break;
+    }
+    buf[n] = '\0';
+    return (long)n;
+}
+
+static int g_fds, g_tasks;
+
+static int baseline_again(void)
+{
+    long t0 = now_ms();
+    while ((fd_count() != g_fds || task_count() != g_tasks) && now_ms() - t0 < 5000)
+        sleep_ms(20);
+    if (fd_count() != g_fds || task_count() != g_tasks) {
+        dump_fds();
+        fprintf(stderr, "FAIL: %d fds / %d threads, baseline %d / %d\n", fd_count(), task_count(), g_fds, g_tasks);
+        return FAIL;
+    }
+    return 0;
+}
+
+/* Run `command` with options `o` on sshd by host name; output into out. */
+static int run(const char *host, const char *server, sshbridge_options *o, const char *command, char *out, size_t cap,
+               int *exitcode, cyg_dropbear_cli_handle *h)
+{
+    cyg_dropbear_authenticate a = password_auth();
+    if (!sshbridge_connect(h, host, port_of(server), &a, command, o))
+        return sshbridge_error_code(h);
+    read_all(h->db_stdin_stdout, out, cap);
+    cyg_dropbear_ssh_close(h, 1);
+    *exitcode = h->db_exitcode;
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------- */
+
+static int c_options_refused(void)
+{
+    CHECK(sshbridge_options_set_env(NULL, "A", "b") == SSHBRIDGE_E_INVALID, "NULL options accepted");
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(o != NULL, "options_new");
+    CHECK(sshbridge_options_set_timeouts(o, 0, -1, -1) == SSHBRIDGE_E_INVALID, "connect timeout 0 accepted");
+    CHECK(sshbridge_options_set_keepalive(o, 100, 0) == SSHBRIDGE_E_INVALID, "keepalive max 0 accepted");
+    CHECK(sshbridge_options_set_pty(o, "xterm", 0, 24) == SSHBRIDGE_E_INVALID, "pty 0 columns accepted");
+    CHECK(sshbridge_options_set_algorithms(o, SSHBRIDGE_ALG_CIPHER, "rot13") == SSHBRIDGE_E_INVALID, "unknown cipher");
+    CHECK(sshbridge_options_set_algorithms(o, 99, "aes128-ctr") == SSHBRIDGE_E_INVALID, "unknown kind");
+    CHECK(sshbridge_options_set_env(o, "A=B", "c") == SSHBRIDGE_E_INVALID, "name with '=' accepted");
+    CHECK(sshbridge_options_add_host_key(o, "ssh-ed25519 notbase64") == SSHBRIDGE_E_INVALID, "bad host key");
+    CHECK(sshbridge_options_add_identity(o, "not a key", 0, NULL) == SSHBRIDGE_E_KEY, "bad identity");
+    CHECK(sshbridge_options_set_timeouts(o, 5000, 5000, 5000) == SSHBRIDGE_OK, "good timeouts refused");
+    CHECK(sshbridge_options_set_algorithms(o, SSHBRIDGE_ALG_CIPHER, "aes128-ctr,aes256-ctr") == SSHBRIDGE_OK, "list");
+    sshbridge_options_free(o);
+    sshbridge_options_free(NULL);
+    cyg_dropbear_cli_handle h;
+    CHECK(sshbridge_connect(&h, NULL, 22, NULL, "true", NULL) == 0, "NULL host accepted");
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_INVALID, "code %d for a NULL host", sshbridge_error_code(&h));
+    CHECK(sshbridge_info(NULL, NULL, 0) == SSHBRIDGE_E_INVALID, "info(NULL)");
+    CHECK(sshbridge_conn_exec(NULL, &h, "true") == 0 && sshbridge_error_code(&h) == SSHBRIDGE_E_INVALID, "exec NULL");
+    CHECK(sshbridge_conn_forward(NULL, "x", 1) == SSHBRIDGE_E_INVALID, "forward NULL");
+    sshbridge_conn_close(NULL);
+    return baseline_again();
+}
+
+/* By host name ("localhost": every address in turn), with the info line and strict kex. */
+static int c_hostname_info(void)
+{
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_require_strict_kex(o, 1) == SSHBRIDGE_OK, "strict");
+    cyg_dropbear_authenticate a = password_auth();
+    cyg_dropbear_cli_handle h;
+    CHECK(sshbridge_connect(&h, "localhost", port_of("SSHD"), &a, "echo by-name", o) == 1, "connect: %s", h.db_error);
+    sshbridge_options_free(o); /* copied at connect */
+    char info[512];
+    int n = sshbridge_info(&h, info, sizeof info);
+    printf("  info: %s\n", info);
+    CHECK(n > 0 && strstr(info, "server SSH-2.0-OpenSSH") && strstr(info, "kex ") && strstr(info, "SHA256:") &&
+              strstr(info, "strict kex on"),
+          "info line \"%s\"", info);
+    char small[8];
+    CHECK(sshbridge_info(&h, small, sizeof small) == 7 && strlen(small) == 7, "info truncation");
+    char out[256];
+    read_all(h.db_stdin_stdout, out, sizeof out);
+    cyg_dropbear_ssh_close(&h, 1);
+    CHECK(strcmp(out, "by-name\n") == 0 && h.db_exitcode == 0, "output \"%s\" exit %d", out, h.db_exitcode);
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_OK, "error code %d after success", sshbridge_error_code(&h));
+    return baseline_again();
+}
+
+static int c_env_pty(void)
+{
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_set_env(o, "LANG", "C.UTF-8") == 0, "set_env");
+    CHECK(sshbridge_options_set_pty(o, "vt100", 100, 30) == 0, "set_pty");
+    char out[512];
+    int code = -1;
+    cyg_dropbear_cli_handle h;
+    int rc = run("127.0.0.1", "SSHD", o, "echo \"$LANG $TERM\"; stty size; tty", out, sizeof out, &code, &h);
+    CHECK(rc == 0, "connect with env and pty: %d %s", rc, h.db_error);
+    printf("  output: %s", out);
+    CHECK(strstr(out, "C.UTF-8 vt100") && strstr(out, "30 100") && strstr(out, "/dev/pts/"), "output \"%s\"", out);
+    /* A variable the server does not accept is refused, with its class. */
+    CHECK(sshbridge_options_set_env(o, "SSHBRIDGE_NOT_ACCEPTED", "1") == 0, "set_env 2");
+    rc = run("127.0.0.1", "SSHD", o, "true", out, sizeof out, &code, &h);
+    CHECK(rc == SSHBRIDGE_E_REFUSED && strstr(h.db_error, "SSHBRIDGE_NOT_ACCEPTED"), "refused env: %d \"%s\"", rc,
+          h.db_error);
+    sshbridge_options_free(o);
+    return baseline_again();
+}
+
+struct job {
+    sshbridge_conn *c;
+    int i, ok;
+    char out[64];
+};
+
+static void *exec_job(void *arg)
+{
+    struct job *j = arg;
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "sleep 0.2; echo job-%d", j->i);
+    cyg_dropbear_cli_handle h;
+    if (!sshbridge_conn_exec(j->c, &h, cmd)) {
+        snprintf(j->out, sizeof j->out, "exec: %.50s", h.db_error);
+        return NULL;
+    }
+    read_all(h.db_stdin_stdout, j->out, sizeof j->out);
+    cyg_dropbear_ssh_close(&h, 1);
+    char want[32];
+    snprintf(want, sizeof want, "job-%d\n", j->i);
+    j->ok = strcmp(j->out, want) == 0 && h.db_exitcode == 0;
+    return NULL;
+}
+
+/* 8 commands at once over one connection, from 8 threads. */
+static int c_conn_many(void)
+{
+    cyg_dropbear_authenticate a = password_auth();
+    char err[256];
+    sshbridge_conn *c = sshbridge_conn_open("127.0.0.1", port_of("SSHD"), &a, NULL, err, sizeof err);
+    CHECK(c, "conn_open: %s", err);
+    struct job jobs[8];
+    pthread_t t[8];
+    long t0 = now_ms();
+    for (int i = 0; i < 8; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].c = c;
+        jobs[i].i = i;
+        CHECK(pthread_create(&t[i], NULL, exec_job, &jobs[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    long took = now_ms() - t0;
+    sshbridge_conn_close(c);
+    for (int i = 0; i < 8; i++)
+        CHECK(jobs[i].ok, "job %d: \"%s\"", i, jobs[i].out);
+    printf("  8 commands of 0.2 s each over one connection in %ld ms\n", took);
+    CHECK(took < 1500, "the commands did not run at once (%ld ms)", took);
+    return baseline_again();
+}
+
+static void *echo_server(void *arg)
+{
+    int l = *(int *)arg;
+    int s = accept(l, NULL, NULL);
+    if (s < 0)
+        return NULL;
+    char b[65536];
+    ssize_t n;
+    while ((n = read(s, b, sizeof b)) > 0)
+        if (write(s, b, (size_t)n) != n)
+            break;
+    close(s);
+    return NULL;
+}
+
+/* A socket joined to a direct-tcpip channel: 1 MiB through a local echo server. */
+static int c_conn_forward(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sin;
+    CHECK(bind(l, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(l, 4) == 0, "listen");
+    getsockname(l, (struct sockaddr *)&sin, &sl);
+    pthread_t t;
+    pthread_create(&t, NULL, echo_server, &l);
+    cyg_dropbear_authenticate a = password_auth();
+    char err[256];
+    sshbridge_conn *c = sshbridge_conn_open("127.0.0.1", port_of("SSHD"), &a, NULL, err, sizeof err);
+    CHECK(c, "conn_open: %s", err);
+    int fd = sshbridge_conn_forward(c, "127.0.0.1", ntohs(sin.sin_port));
+    CHECK(fd >= 0, "conn_forward: %d", fd);
+    static char out[1 << 20], in[(1 << 20) + 1];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 7 + i / 251);
+    size_t sent = 0, got = 0;
+    long t0 = now_ms();
+    while (got < sizeof out && now_ms() - t0 < 20000) {
+        struct pollfd p = { fd, POLLIN | (sent < sizeof out ? POLLOUT : 0), 0 };
+        poll(&p, 1, 200);
+        if (p.revents & POLLOUT) {
+            ssize_t w = send(fd, out + sent, sizeof out - sent, MSG_NOSIGNAL);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        if (p.revents & POLLIN) {
+            ssize_t r = read(fd, in + got, sizeof in - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    char extra[16];
+    long tail = read_all(fd, extra, sizeof extra);
+    close(fd);
+    pthread_join(t, NULL);
+    close(l);
+    sshbridge_conn_close(c);
+    CHECK(got == sizeof out && memcmp(in, out, sizeof out) == 0 && tail == 0, "echo through the forward: %zu of %zu",
+          got, sizeof out);
+    /* A closed port: the server's refusal, as a class. */
+    c = sshbridge_conn_open("127.0.0.1", port_of("SSHD"), &a, NULL, err, sizeof err);
+    CHECK(c, "conn_open 2: %s", err);
+    int rc = sshbridge_conn_forward(c, "127.0.0.1", 1);
+    sshbridge_conn_close(c);
+    CHECK(rc == SSHBRIDGE_E_REFUSED, "forward to a closed port gave %d", rc);
+    return baseline_again();
+}
+
+/* Error classes: wrong password, wrong pinned key, closed port, no common cipher, timeout. */
+static int c_error_codes(void)
+{
+    cyg_dropbear_authenticate a = password_auth();
+    cyg_dropbear_cli_handle h;
+    a.db_password = "wrong";
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port_of("SSHD"), &a, "true", NULL) == 0, "wrong password");
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_AUTH, "wrong password: %d %s", sshbridge_error_code(&h), h.db_error);
+    a = password_auth();
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_add_host_key(o, cfg("DROPBEAR_HOST_RSA_KEY_PUB")) == 0, "host key");
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port_of("SSHD"), &a, "true", o) == 0, "wrong host key accepted");
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_HOSTKEY_CHANGED, "host key: %d %s", sshbridge_error_code(&h),
+          h.db_error);
+    sshbridge_options_free(o);
+    CHECK(sshbridge_connect(&h, "127.0.0.1", 1, &a, "true", NULL) == 0, "port 1");
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_CONNECT, "closed port: %d %s", sshbridge_error_code(&h), h.db_error);
+    o = sshbridge_options_new();
+    CHECK(sshbridge_options_set_algorithms(o, SSHBRIDGE_ALG_CIPHER, "aes256-gcm@openssh.com") == 0, "gcm only");
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port_of("DROPBEAR"), &a, "true", o) == 0, "dropbear has no GCM");
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_ALGORITHM, "no cipher: %d %s", sshbridge_error_code(&h), h.db_error);
+    sshbridge_options_free(o);
+    /* A server that accepts TCP and says nothing: the handshake timeout of the options. */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sin;
+    CHECK(bind(l, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(l, 4) == 0, "listen");
+    getsockname(l, (struct sockaddr *)&sin, &sl);
+    o = sshbridge_options_new();
+    CHECK(sshbridge_options_set_timeouts(o, 1000, 400, -1) == 0, "timeouts");
+    long t0 = now_ms();
+    CHECK(sshbridge_connect(&h, "127.0.0.1", ntohs(sin.sin_port), &a, "true", o) == 0, "silent server");
+    long took = now_ms() - t0;
+    close(l);
+    sshbridge_options_free(o);
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_TIMEOUT && took < 2000, "silent server: %d after %ld ms (%s)",
+          sshbridge_error_code(&h), took, h.db_error);
+    return baseline_again();
+}
+
+static int g_log_lines, g_log_auth;
+static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_log(void *ud, int level, const char *line)
+{
+    pthread_mutex_lock(&g_log_lock);
+    (*(int *)ud)++;
+    g_log_lines++;
+    if (level == 3 && strstr(line, "authenticated as"))
+        g_log_auth++;
+    pthread_mutex_unlock(&g_log_lock);
+}
+
+static int c_log(void)
+{
+    int mine = 0;
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_set_log(o, on_log, &mine) == SSHBRIDGE_OK, "set_log");
+    char out[64];
+    int code;
+    cyg_dropbear_cli_handle h;
+    CHECK(run("127.0.0.1", "SSHD", o, "echo logged", out, sizeof out, &code, &h) == 0, "connect: %s", h.db_error);
+    sshbridge_options_free(o);
+    pthread_mutex_lock(&g_log_lock);
+    int lines = g_log_lines, auth = g_log_auth;
+    pthread_mutex_unlock(&g_log_lock);
+    printf("  %d log lines, %d of them the authentication result\n", lines, auth);
+    CHECK(lines > 3 && auth == 1 && mine == lines, "log lines %d, auth lines %d, ud count %d", lines, auth, mine);
+    return baseline_again();
+}
+
+struct tcase {
+    const char *name;
+    int (*fn)(void);
+};
+
+static const struct tcase CASES[] = {
+    { "options_refused", c_options_refused }, { "hostname_info", c_hostname_info }, { "env_pty", c_env_pty },
+    { "conn_many", c_conn_many },             { "conn_forward", c_conn_forward },   { "error_codes", c_error_codes },
+    { "log", c_log },
+};
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: exttest CASE\n");
+        return FAIL;
+    }
+    if (load_config() != 0) {
+        fprintf(stderr, "CLITEST1_CONFIG is not set or unreadable (run through ctest)\n");
+        return SKIP;
+    }
+    g_fds = fd_count();
+    g_tasks = task_count();
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+        if (strcmp(CASES[i].name, argv[1]) == 0) {
+            int rc = CASES[i].fn();
+            printf("%s exttest.%s\n", rc == 0 ? "PASS" : "FAIL", argv[1]);
+            return rc;
+        }
+    fprintf(stderr, "unknown case %s\n", argv[1]);
+    return FAIL;
+}

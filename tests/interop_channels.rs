@@ -2,134 +2,30 @@
 //! Dropbear 2022.83 started on loopback: many channels at once on one connection from many
 //! threads, no head-of-line blocking behind a channel nobody reads, 1000 channels opened and
 //! closed one after another with fds/threads/memory flat, pty (tty name, size, window-change),
-//! signals, env, the sftp subsystem, direct-tcpip and local forwards to a TCP echo server, remote
-//! forwards, and explicit rekeys during transfers on several channels.
+//! signals, env, the sftp subsystem, and explicit rekeys during transfers on several channels.
+//! Port forwarding is in `interop_forwarding.rs`; shared helpers in `chanutil/`.
 //!
 //! Every blocking call is bounded by `Config::io_timeout`, so a hang is a failure, not a stuck
 //! CI job. Echo transfers never let more than `IN_FLIGHT` bytes be written and not yet read
 //! back, so neither window can fill while the writer waits for the reader. Throughput figures
 //! are printed (`--nocapture` to see them); they are not asserted.
 
+mod chanutil;
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use sshbridge::{Channel, Config, Credential, Error, ExitStatus, Session};
+use chanutil::*;
+use sshbridge::{Channel, Error, ExitStatus, Session};
 use support::Server;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Longest wait for any single operation; a hang becomes a test failure.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
-const MIB: usize = 1 << 20;
-
-/// Prints the server log if the test fails.
-struct ShowLog<'a>(&'a Server);
-
-impl Drop for ShowLog<'_> {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("===== {:?} server log (port {}) =====\n{}", self.0.kind, self.0.port, self.0.log());
-        }
-    }
-}
-
-fn config(srv: &Server) -> Config {
-    let mut cfg = Config::new(support::USER);
-    cfg.host_keys = srv.host_keys.iter().map(|l| l.parse().unwrap()).collect();
-    cfg.credentials.push(Credential::password(support::PASSWORD));
-    cfg.io_timeout = Some(IO_TIMEOUT);
-    cfg
-}
-
-fn connect(srv: &Server) -> Session {
-    Session::connect(srv.addr(), config(srv)).unwrap_or_else(|e| panic!("connect to {:?}: {e} ({e:?})", srv.kind))
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*), different per seed.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
-    a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
-}
-
-fn assert_same(got: &[u8], want: &[u8], what: &str) {
-    assert!(
-        got == want,
-        "{what}: {} bytes back for {} sent, first difference at {:?}",
-        got.len(),
-        want.len(),
-        first_difference(got, want)
-    );
-}
-
-fn mbps(bytes: usize, t: Duration) -> f64 {
-    bytes as f64 / MIB as f64 / t.as_secs_f64().max(1e-6)
-}
-
-/// Most bytes written to an echo and not yet read back.
-const IN_FLIGHT: usize = MIB;
-const CHUNK: usize = 64 * 1024;
-
-/// Send `input` through an echo (a remote `cat`, or a TCP echo at the end of a forward) and
-/// return what comes back once the far end closes. `progress` is called with the bytes read
-/// back so far after each chunk.
-fn echo_with(ch: &mut Channel, input: &[u8], what: &str, progress: &mut dyn FnMut(usize)) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut buf = vec![0u8; CHUNK];
-    let mut sent = 0;
-    for piece in input.chunks(CHUNK) {
-        ch.write_all(piece).unwrap_or_else(|e| panic!("{what}: write at {sent}: {e}"));
-        sent += piece.len();
-        while sent - out.len() > IN_FLIGHT {
-            let n = ch.read(&mut buf).unwrap_or_else(|e| panic!("{what}: read at {}: {e}", out.len()));
-            assert!(n > 0, "{what}: end of file after {} of {} bytes", out.len(), input.len());
-            out.extend_from_slice(&buf[..n]);
-        }
-        progress(out.len());
-    }
-    ch.send_eof().unwrap();
-    ch.read_to_end(&mut out).unwrap_or_else(|e| panic!("{what}: read at {}: {e}", out.len()));
-    out
-}
-
-fn echo(ch: &mut Channel, input: &[u8], what: &str) -> Vec<u8> {
-    echo_with(ch, input, what, &mut |_| {})
-}
-
-/// Join worker threads; a worker's panic fails the test with its message.
-fn join_all(handles: Vec<JoinHandle<()>>) {
-    let mut failed = Vec::new();
-    for (i, h) in handles.into_iter().enumerate() {
-        if let Err(e) = h.join() {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failed.push(format!("worker {i}: {msg}"));
-        }
-    }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
-}
 
 /// Read from `ch` into `acc` until `acc[from..]` contains `needle`; returns where it starts.
 fn read_until(ch: &mut Channel, acc: &mut Vec<u8>, from: usize, needle: &str) -> usize {
@@ -150,30 +46,6 @@ fn read_until(ch: &mut Channel, acc: &mut Vec<u8>, from: usize, needle: &str) ->
 fn line_at(ch: &mut Channel, acc: &mut Vec<u8>, at: usize) -> String {
     let end = read_until(ch, acc, at, "\n");
     String::from_utf8_lossy(&acc[at..end]).trim_end_matches('\r').to_string()
-}
-
-/// A TCP echo server on 127.0.0.1 (a thread per connection; echoes until EOF, then closes).
-fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { break };
-            thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-                let _ = s.set_write_timeout(Some(IO_TIMEOUT));
-                let Ok(mut r) = s.try_clone() else { return };
-                let _ = std::io::copy(&mut r, &mut s);
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
-}
-
-/// A loopback port nobody listens on (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,7 +234,9 @@ fn sshd_1000_channels_one_after_another() {
 #[ignore = "run in a process of its own by sshd_1000_channels_one_after_another"]
 fn inner_1000_channels() {
     if std::env::var_os(INNER_ENV).is_none() {
-        println!("inner_1000_channels measures per-process figures: run it through sshd_1000_channels_one_after_another");
+        println!(
+            "inner_1000_channels measures per-process figures: run it through sshd_1000_channels_one_after_another"
+        );
         return;
     }
     const WARM_UP: usize = 100;
@@ -434,16 +308,17 @@ fn sshd_pty_shell_window_change() {
     ch.request_pty("xterm", 100, 30).unwrap();
     ch.shell().unwrap();
     let mut acc = Vec::new();
-    // The terminal echoes what we type; the markers only match the command's output.
-    ch.write_all(b"echo TTY=$(tty)\n").unwrap();
-    let at = read_until(&mut ch, &mut acc, 0, "TTY=/dev/");
+    // The terminal echoes what we type: `T""TY=` is echoed as typed, only the command's
+    // output contains `TTY=`.
+    ch.write_all(b"echo T\"\"TY=$(tty)\n").unwrap();
+    let at = read_until(&mut ch, &mut acc, 0, "TTY=");
     let tty = line_at(&mut ch, &mut acc, at);
     assert!(tty.starts_with("TTY=/dev/pts/"), "{tty:?}");
-    ch.write_all(b"echo SIZE=$(stty size)\n").unwrap();
+    ch.write_all(b"echo S\"\"IZE=$(stty size)\n").unwrap();
     let at = read_until(&mut ch, &mut acc, at, "SIZE=");
     assert_eq!(line_at(&mut ch, &mut acc, at), "SIZE=30 100");
     ch.window_change(120, 40).unwrap();
-    ch.write_all(b"echo SIZE=$(stty size)\n").unwrap();
+    ch.write_all(b"echo S\"\"IZE=$(stty size)\n").unwrap();
     let at = read_until(&mut ch, &mut acc, at + 5, "SIZE=");
     assert_eq!(line_at(&mut ch, &mut acc, at), "SIZE=40 120");
     ch.write_all(b"exit 7\n").unwrap();
@@ -454,12 +329,18 @@ fn sshd_pty_shell_window_change() {
 
 /// OpenSSH (since 7.9) delivers "signal" requests to the session's process group, pty or not
 /// (session.c `session_signal_req`); Dropbear 2022.83 kills the session's child.
-fn signal_term(srv: &Server) {
+fn signal_term(srv: &Server, command: &str) {
     let _log = ShowLog(srv);
     let mut cfg = config(srv);
     cfg.io_timeout = Some(Duration::from_secs(20)); // far below the 100 s of the sleep
     let session = Session::connect(srv.addr(), cfg).unwrap();
-    let mut ch = session.exec("sleep 100").unwrap();
+    // Signal only once the command runs: Dropbear answers exec right after fork(), and a
+    // signal that reaches its child before it has exec'd the shell is lost (seen with strace:
+    // kill(child, SIGTERM) before execve("/bin/sh"), then sleep ran its full 100 s).
+    let mut ch = session.exec(&format!("echo ready; {command}")).unwrap();
+    let mut ready = [0u8; 6];
+    ch.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
     let t0 = Instant::now();
     ch.signal("TERM").unwrap();
     let st = ch.wait().unwrap();
@@ -472,14 +353,42 @@ fn signal_term(srv: &Server) {
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
 
+/// CPU time used by the calling thread so far (utime + stime, in clock ticks of 10 ms).
+fn thread_cpu_ms() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 10
+}
+
+/// Waiting for a silent command costs no CPU: `wait` and `read` sleep until the driver has
+/// news (`wait` used to ping-pong with the driver thread: 1.09 s of CPU in a 2 s wait).
+#[test]
+fn sshd_waiting_for_a_quiet_command_does_not_spin() {
+    let srv = support::sshd(&[]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let c0 = thread_cpu_ms();
+    let ch = session.exec("sleep 1").unwrap();
+    assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(0)));
+    let mut ch = session.exec("sleep 1; echo done").unwrap();
+    let mut out = String::new();
+    ch.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "done\n");
+    let used = thread_cpu_ms() - c0;
+    assert!(used < 200, "{used} ms of CPU while waiting 2 s for sleeping commands");
+}
+
 #[test]
 fn sshd_signal_term_ends_sleep() {
-    signal_term(&support::sshd(&[]));
+    signal_term(&support::sshd(&[]), "sleep 100");
 }
 
 #[test]
 fn dropbear_signal_term_ends_sleep() {
-    signal_term(&support::dropbear(&[]));
+    // Dropbear signals only its direct child (`kill(pid)`, not the process group, unlike
+    // OpenSSH's killpg): TERM to the shell would leave `sleep` holding the channel open.
+    // `exec` makes sleep that child.
+    signal_term(&support::dropbear(&[]), "exec sleep 100");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -529,140 +438,6 @@ fn sshd_sftp_subsystem_answers_init() {
     let mut ch = session.open_session().unwrap();
     let e = ch.subsystem("no-such-subsystem").unwrap_err();
     assert!(matches!(e, Error::ChannelRequestFailed(_)), "{e:?}");
-}
-
-// ---------------------------------------------------------------------------------------
-// 7. direct-tcpip and local forwarding
-// ---------------------------------------------------------------------------------------
-
-#[test]
-fn sshd_direct_tcpip_64mib_each_way() {
-    let srv = support::sshd(&["AllowTcpForwarding yes"]);
-    let _log = ShowLog(&srv);
-    let session = connect(&srv);
-    let echo_addr = echo_server();
-    let mut ch = session.direct_tcpip("127.0.0.1", echo_addr.port()).unwrap();
-    let input = data(64 * MIB, 77);
-    let t0 = Instant::now();
-    let out = echo(&mut ch, &input, "direct-tcpip");
-    let t = t0.elapsed();
-    assert_same(&out, &input, "direct-tcpip echo");
-    println!("OpenSsh: direct-tcpip 64 MiB each way in {:.2} s: {:.0} MiB/s each way", t.as_secs_f64(), mbps(input.len(), t));
-    assert_eq!(ch.wait().unwrap(), None, "a TCP channel has no exit status");
-    assert_eq!(session.channel_count(), 0);
-}
-
-#[test]
-fn sshd_local_forward_8_connections_at_once() {
-    const N: usize = 8;
-    const SIZE: usize = 8 * MIB;
-    let srv = support::sshd(&["AllowTcpForwarding yes"]);
-    let _log = ShowLog(&srv);
-    let session = connect(&srv);
-    let echo_addr = echo_server();
-    let fwd = session.forward_local("127.0.0.1:0", "127.0.0.1", echo_addr.port()).unwrap();
-    let local = fwd.local_addr();
-    assert!(local.ip().is_loopback() && local.port() != 0, "{local}");
-    let t0 = Instant::now();
-    let handles: Vec<_> = (0..N)
-        .map(|i| {
-            thread::spawn(move || {
-                let input = data(SIZE, 500 + i as u64);
-                let mut s = TcpStream::connect(local).unwrap();
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-                let mut w = s.try_clone().unwrap();
-                let writer = thread::spawn(move || {
-                    w.write_all(&input).unwrap();
-                    w.shutdown(Shutdown::Write).unwrap();
-                    input
-                });
-                let mut out = Vec::new();
-                s.read_to_end(&mut out).unwrap_or_else(|e| panic!("connection {i}: read at {}: {e}", out.len()));
-                let input = writer.join().unwrap();
-                assert_same(&out, &input, &format!("forwarded connection {i}"));
-            })
-        })
-        .collect();
-    join_all(handles);
-    let t = t0.elapsed();
-    println!(
-        "OpenSsh: local forward, {N} connections x {} MiB echoed at once in {:.2} s: {:.0} MiB/s each way aggregate",
-        SIZE / MIB,
-        t.as_secs_f64(),
-        mbps(N * SIZE, t)
-    );
-    // Dropping the forward stops listening.
-    drop(fwd);
-    session.keepalive(IO_TIMEOUT).unwrap(); // one driver pass later at the latest
-    let e = TcpStream::connect(local).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
-}
-
-#[test]
-fn sshd_direct_tcpip_to_closed_port_reports_reason() {
-    let srv = support::sshd(&["AllowTcpForwarding yes"]);
-    let _log = ShowLog(&srv);
-    let session = connect(&srv);
-    let port = closed_port();
-    match session.direct_tcpip("127.0.0.1", port) {
-        Err(Error::ChannelOpenFailed { reason, description }) => {
-            // SSH_OPEN_CONNECT_FAILED, with the server's text (OpenSSH: "Connection refused").
-            assert_eq!(reason, 2, "{description}");
-            assert!(description.contains("refused"), "{description:?}");
-        }
-        other => panic!("expected ChannelOpenFailed, got {:?}", other.map(|c| c.id())),
-    }
-    // The connection survives the failed open.
-    assert_eq!(session.channel_count(), 0);
-    let (out, _, _) = session.exec("echo ok").unwrap().output().unwrap();
-    assert_eq!(out, b"ok\n");
-}
-
-// ---------------------------------------------------------------------------------------
-// 8. Remote forwarding
-// ---------------------------------------------------------------------------------------
-
-#[test]
-fn sshd_remote_forward_port_zero_accept_and_cancel() {
-    const SIZE: usize = 4 * MIB;
-    let srv = support::sshd(&["AllowTcpForwarding yes"]);
-    let _log = ShowLog(&srv);
-    let session = connect(&srv);
-    let mut rf = session.forward_remote("127.0.0.1", 0).unwrap();
-    let port = rf.port();
-    assert_ne!(port, 0, "the server must report the port it picked");
-
-    // A client on the server side (loopback here) connects to the server's port.
-    let client = thread::spawn(move || {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let me = s.local_addr().unwrap();
-        s.write_all(&data(SIZE, 901)).unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        let mut back = Vec::new();
-        s.read_to_end(&mut back).unwrap();
-        (me, back)
-    });
-    let (mut ch, (origin_addr, origin_port)) = rf.accept_until(Some(Instant::now() + IO_TIMEOUT)).unwrap();
-    let mut got = Vec::new();
-    ch.read_to_end(&mut got).unwrap();
-    assert_same(&got, &data(SIZE, 901), "TCP client -> channel");
-    let reply = data(SIZE, 902);
-    ch.write_all(&reply).unwrap();
-    ch.send_eof().unwrap();
-    let (me, back) = client.join().unwrap();
-    assert_same(&back, &reply, "channel -> TCP client");
-    assert_eq!((origin_addr.as_str(), origin_port), ("127.0.0.1", me.port()), "origin reported by the server");
-    drop(ch);
-
-    // Dropping the forward cancels it: global requests are answered in order, so once the
-    // keepalive after it is answered the server has closed the port.
-    drop(rf);
-    session.keepalive(IO_TIMEOUT).unwrap();
-    let e = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
-    assert!(session.error().is_none());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+//! Interop, TCP/IP port forwarding (issue 9, RFC 4254 section 7) through OpenSSH sshd 9.2 on
+//! loopback: `direct-tcpip` to a local TCP echo server (64 MiB each way), 8 connections at
+//! once through `forward_local`, the server's open-failure reason for a closed port, and
+//! `forward_remote` on port 0 (the server's port, `accept`, data both ways, cancel on drop).
+//! Helpers and bounds as in `interop_channels.rs` (shared code in `chanutil/`).
+
+mod chanutil;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::Instant;
+
+use chanutil::*;
+use sshbridge::Error;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// A TCP echo server on 127.0.0.1 (a thread per connection; echoes until EOF, then closes).
+fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+                let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+                let Ok(mut r) = s.try_clone() else { return };
+                let _ = std::io::copy(&mut r, &mut s);
+                let _ = s.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// A loopback port nobody listens on (bound, then released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. direct-tcpip and local forwarding
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn sshd_direct_tcpip_64mib_each_way() {
+    let srv = support::sshd(&["AllowTcpForwarding yes"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let echo_addr = echo_server();
+    let mut ch = session.direct_tcpip("127.0.0.1", echo_addr.port()).unwrap();
+    let input = data(64 * MIB, 77);
+    let t0 = Instant::now();
+    let out = echo(&mut ch, &input, "direct-tcpip");
+    let t = t0.elapsed();
+    assert_same(&out, &input, "direct-tcpip echo");
+    println!(
+        "OpenSsh: direct-tcpip 64 MiB each way in {:.2} s: {:.0} MiB/s each way",
+        t.as_secs_f64(),
+        mbps(input.len(), t)
+    );
+    assert_eq!(ch.wait().unwrap(), None, "a TCP channel has no exit status");
+    assert_eq!(session.channel_count(), 0);
+}
+
+#[test]
+fn sshd_local_forward_8_connections_at_once() {
+    const N: usize = 8;
+    const SIZE: usize = 8 * MIB;
+    let srv = support::sshd(&["AllowTcpForwarding yes"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let echo_addr = echo_server();
+    let fwd = session.forward_local("127.0.0.1:0", "127.0.0.1", echo_addr.port()).unwrap();
+    let local = fwd.local_addr();
+    assert!(local.ip().is_loopback() && local.port() != 0, "{local}");
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            thread::spawn(move || {
+                let input = data(SIZE, 500 + i as u64);
+                let mut s = TcpStream::connect(local).unwrap();
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let writer = thread::spawn(move || {
+                    w.write_all(&input).unwrap();
+                    w.shutdown(Shutdown::Write).unwrap();
+                    input
+                });
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).unwrap_or_else(|e| panic!("connection {i}: read at {}: {e}", out.len()));
+                let input = writer.join().unwrap();
+                assert_same(&out, &input, &format!("forwarded connection {i}"));
+            })
+        })
+        .collect();
+    join_all(handles);
+    let t = t0.elapsed();
+    println!(
+        "OpenSsh: local forward, {N} connections x {} MiB echoed at once in {:.2} s: {:.0} MiB/s each way aggregate",
+        SIZE / MIB,
+        t.as_secs_f64(),
+        mbps(N * SIZE, t)
+    );
+    // Dropping the forward stops listening.
+    drop(fwd);
+    session.keepalive(IO_TIMEOUT).unwrap(); // one driver pass later at the latest
+    let e = TcpStream::connect(local).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+}
+
+#[test]
+fn sshd_direct_tcpip_to_closed_port_reports_reason() {
+    let srv = support::sshd(&["AllowTcpForwarding yes"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let port = closed_port();
+    match session.direct_tcpip("127.0.0.1", port) {
+        Err(Error::ChannelOpenFailed { reason, description }) => {
+            // SSH_OPEN_CONNECT_FAILED, with the server's text (OpenSSH: "Connection refused").
+            assert_eq!(reason, 2, "{description}");
+            assert!(description.contains("refused"), "{description:?}");
+        }
+        other => panic!("expected ChannelOpenFailed, got {:?}", other.map(|c| c.id())),
+    }
+    // The connection survives the failed open.
+    assert_eq!(session.channel_count(), 0);
+    let (out, _, _) = session.exec("echo ok").unwrap().output().unwrap();
+    assert_eq!(out, b"ok\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Remote forwarding
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn sshd_remote_forward_port_zero_accept_and_cancel() {
+    const SIZE: usize = 4 * MIB;
+    let srv = support::sshd(&["AllowTcpForwarding yes"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let mut rf = session.forward_remote("127.0.0.1", 0).unwrap();
+    let port = rf.port();
+    assert_ne!(port, 0, "the server must report the port it picked");
+
+    // A client on the server side (loopback here) connects to the server's port.
+    let client = thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let me = s.local_addr().unwrap();
+        s.write_all(&data(SIZE, 901)).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap();
+        (me, back)
+    });
+    let (mut ch, (origin_addr, origin_port)) = rf.accept_until(Some(Instant::now() + IO_TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    ch.read_to_end(&mut got).unwrap();
+    assert_same(&got, &data(SIZE, 901), "TCP client -> channel");
+    let reply = data(SIZE, 902);
+    ch.write_all(&reply).unwrap();
+    ch.send_eof().unwrap();
+    let (me, back) = client.join().unwrap();
+    assert_same(&back, &reply, "channel -> TCP client");
+    assert_eq!((origin_addr.as_str(), origin_port), ("127.0.0.1", me.port()), "origin reported by the server");
+    drop(ch);
+
+    // Dropping the forward cancels it: global requests are answered in order, so once the
+    // keepalive after it is answered the server has closed the port.
+    drop(rf);
+    session.keepalive(IO_TIMEOUT).unwrap();
+    let e = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    assert!(session.error().is_none());
+}

@@ -124,6 +124,72 @@ fn dropbear_16_channels_at_once_from_16_threads() {
     many_channels(&srv, 16, 4 * MIB);
 }
 
+/// `Config::max_channels` caps the table; sshd's `MaxSessions` refusal comes back as the
+/// server's open failure; neither harms the channels already open or the connection.
+#[test]
+fn sshd_channel_caps_ours_and_the_servers() {
+    let srv = support::sshd(&["MaxSessions 3"]);
+    let _log = ShowLog(&srv);
+    let mut cfg = config(&srv);
+    cfg.max_channels = 2;
+    let session = Session::connect(srv.addr(), cfg).unwrap();
+    let a = session.open_session().unwrap();
+    let b = session.open_session().unwrap();
+    match session.open_session() {
+        Err(Error::BadArgument(m)) => assert!(m.contains("too many open channels"), "{m}"),
+        other => panic!("a third channel with max_channels 2: {:?}", other.map(|c| c.id())),
+    }
+    drop((a, b));
+    // Closing takes a round trip (the server's CLOSE); keepalives are those round trips.
+    let end = Instant::now() + IO_TIMEOUT;
+    while session.channel_count() > 0 {
+        assert!(Instant::now() < end, "{} channels still in the table", session.channel_count());
+        session.keepalive(IO_TIMEOUT).unwrap();
+    }
+
+    let session = connect(&srv);
+    let held: Vec<Channel> = (0..3).map(|_| session.open_session().unwrap()).collect();
+    match session.open_session() {
+        Err(Error::ChannelOpenFailed { reason, description }) => {
+            println!("OpenSsh: open past MaxSessions 3: reason {reason}, {description:?}");
+            // serverloop.c answers a failed session_open with SSH2_OPEN_CONNECT_FAILED (2)
+            // and "open failed".
+            assert_eq!((reason, description.as_str()), (2, "open failed"));
+        }
+        other => panic!("a 4th session with MaxSessions 3: {:?}", other.map(|c| c.id())),
+    }
+    assert_eq!(session.channel_count(), 3, "the refused open left the table");
+    let mut held = held.into_iter();
+    let mut first = held.next().unwrap();
+    first.exec("echo alive").unwrap();
+    let (out, _, st) = first.output().unwrap();
+    assert_eq!((out.as_slice(), st), (&b"alive\n"[..], Some(ExitStatus::Code(0))));
+}
+
+/// Dropping a channel whose command still floods it (`yes`) closes it: the server stops, the
+/// table empties, and the connection carries on.
+#[test]
+fn sshd_dropping_a_busy_channel_frees_it() {
+    let srv = support::sshd(&[]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    for _ in 0..3 {
+        let mut ch = session.exec("yes").unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        ch.read_exact(&mut buf).unwrap();
+        assert!(buf.chunks(2).all(|c| c == b"y\n"));
+        drop(ch);
+    }
+    let end = Instant::now() + IO_TIMEOUT;
+    while session.channel_count() > 0 {
+        assert!(Instant::now() < end, "{} channels still in the table", session.channel_count());
+        session.keepalive(IO_TIMEOUT).unwrap();
+    }
+    let (out, _, _) = session.exec("echo after").unwrap().output().unwrap();
+    assert_eq!(out, b"after\n");
+    assert!(session.error().is_none());
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. No head-of-line blocking
 // ---------------------------------------------------------------------------------------

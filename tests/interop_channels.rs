@@ -259,6 +259,69 @@ fn sshd_paused_channel_does_not_block_others() {
     assert_eq!(session.channel_count(), 0);
 }
 
+/// The other direction: a writer blocked on a channel whose remote reader does not read (the
+/// server's window for it is spent) stops only itself; 4 other channels move 32 MiB each
+/// meanwhile; once the remote side reads, the writer finishes and everything arrived.
+#[test]
+fn sshd_blocked_writer_does_not_block_others() {
+    const UP: usize = 16 * MIB; // far more than sshd's 2 MiB window plus a pipe
+    const EACH: usize = 32 * MIB;
+    const N: usize = 4;
+    let srv = support::sshd(&["MaxSessions 32"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let gate = std::env::temp_dir().join(format!("sshbridge-chan-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    // The remote reader starts only once the gate file exists (polled by the remote shell).
+    let cmd = format!("while [ ! -e {0} ]; do sleep 0.05; done; wc -c", gate.display());
+    let mut blocked = session.exec(&cmd).unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let writer = thread::spawn(move || {
+        let input = data(UP, 4242);
+        for piece in input.chunks(CHUNK) {
+            blocked.write_all(piece).unwrap();
+        }
+        done_tx.send(()).unwrap();
+        blocked.output().unwrap()
+    });
+
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let s = session.clone();
+            thread::spawn(move || {
+                let mut ch = s.exec(&format!("head -c {EACH} /dev/zero")).unwrap();
+                let mut buf = vec![0u8; CHUNK];
+                let mut total = 0usize;
+                loop {
+                    let n = ch.read(&mut buf).unwrap_or_else(|e| panic!("channel {i}: read at {total}: {e}"));
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                assert_eq!(total, EACH, "channel {i}: bytes");
+            })
+        })
+        .collect();
+    join_all(handles);
+    let t = t0.elapsed();
+    println!(
+        "OpenSsh: {N} channels x {} MiB beside a blocked writer in {:.2} s: {:.0} MiB/s aggregate",
+        EACH / MIB,
+        t.as_secs_f64(),
+        mbps(N * EACH, t)
+    );
+    assert!(done_rx.try_recv().is_err(), "the writer finished although the remote side never read");
+
+    std::fs::write(&gate, b"").unwrap();
+    let (out, err, st) = writer.join().unwrap();
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(String::from_utf8_lossy(&out).trim(), UP.to_string(), "stderr {:?}", String::from_utf8_lossy(&err));
+    assert_eq!(st, Some(ExitStatus::Code(0)));
+    assert_eq!(session.channel_count(), 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. 1000 channels, one after another
 // ---------------------------------------------------------------------------------------

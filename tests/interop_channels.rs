@@ -456,26 +456,30 @@ fn sshd_pty_shell_window_change() {
     assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(7)));
 }
 
-/// OpenSSH (since 7.9) delivers "signal" requests to the session's process group, pty or not
-/// (session.c `session_signal_req`); Dropbear 2022.83 kills the session's child.
-fn signal_term(srv: &Server, command: &str) {
+/// OpenSSH (since 7.9) delivers "signal" requests to the session's process group
+/// (session.c `session_signal_req`, `killpg`); Dropbear 2022.83 `kill`s the session's child.
+/// Both honour them with and without a pty (observed: exit-signal TERM in all four cases).
+fn signal_term(srv: &Server, command: &str, pty: bool) {
     let _log = ShowLog(srv);
     let mut cfg = config(srv);
     cfg.io_timeout = Some(Duration::from_secs(20)); // far below the 100 s of the sleep
     let session = Session::connect(srv.addr(), cfg).unwrap();
+    let mut ch = session.open_session().unwrap();
+    if pty {
+        ch.request_pty("xterm", 80, 24).unwrap();
+    }
     // Signal only once the command runs: Dropbear answers exec right after fork(), and a
     // signal that reaches its child before it has exec'd the shell is lost (seen with strace:
     // kill(child, SIGTERM) before execve("/bin/sh"), then sleep ran its full 100 s).
-    let mut ch = session.exec(&format!("echo ready; {command}")).unwrap();
-    let mut ready = [0u8; 6];
-    ch.read_exact(&mut ready).unwrap();
-    assert_eq!(&ready, b"ready\n");
+    ch.exec(&format!("echo ready; {command}")).unwrap();
+    let mut acc = Vec::new();
+    read_until(&mut ch, &mut acc, 0, "ready");
     let t0 = Instant::now();
     ch.signal("TERM").unwrap();
     let st = ch.wait().unwrap();
     assert!(
         matches!(&st, Some(ExitStatus::Signal { name, core_dumped: false, .. }) if name == "TERM"),
-        "{:?}: {st:?}",
+        "{:?} (pty {pty}): {st:?}",
         srv.kind
     );
     assert_eq!(st.unwrap().shell_code(), 143);
@@ -509,7 +513,9 @@ fn sshd_waiting_for_a_quiet_command_does_not_spin() {
 
 #[test]
 fn sshd_signal_term_ends_sleep() {
-    signal_term(&support::sshd(&[]), "sleep 100");
+    let srv = support::sshd(&[]);
+    signal_term(&srv, "sleep 100", false);
+    signal_term(&srv, "sleep 100", true);
 }
 
 #[test]
@@ -517,7 +523,9 @@ fn dropbear_signal_term_ends_sleep() {
     // Dropbear signals only its direct child (`kill(pid)`, not the process group, unlike
     // OpenSSH's killpg): TERM to the shell would leave `sleep` holding the channel open.
     // `exec` makes sleep that child.
-    signal_term(&support::dropbear(&[]), "exec sleep 100");
+    let srv = support::dropbear(&[]);
+    signal_term(&srv, "exec sleep 100", false);
+    signal_term(&srv, "exec sleep 100", true);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -190,6 +190,75 @@ fn sshd_dropping_a_busy_channel_frees_it() {
     assert!(session.error().is_none());
 }
 
+/// Channels opened and closed from 8 threads at once (churn in the channel table): every one
+/// runs and reports its status, and the table is empty at the end.
+#[test]
+fn sshd_channel_churn_from_8_threads() {
+    const THREADS: usize = 8;
+    const EACH: usize = 40;
+    let srv = support::sshd(&["MaxSessions 32"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let s = session.clone();
+            thread::spawn(move || {
+                for i in 0..EACH {
+                    let code = (t * EACH + i) % 200;
+                    let mut ch = s.exec(&format!("echo {t}-{i}; exit {code}")).unwrap();
+                    let mut out = String::new();
+                    ch.read_to_string(&mut out).unwrap();
+                    assert_eq!(out, format!("{t}-{i}\n"));
+                    assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(code as u32)), "thread {t} channel {i}");
+                }
+            })
+        })
+        .collect();
+    join_all(handles);
+    println!("OpenSsh: {} channels from {THREADS} threads in {:.2} s", THREADS * EACH, t0.elapsed().as_secs_f64());
+    assert_eq!(session.channel_count(), 0);
+    assert!(session.error().is_none());
+}
+
+/// When the server dies, every thread blocked on one of its channels gets an error at once
+/// (not a hang until the timeout), and the session reports why.
+#[test]
+fn sshd_server_death_wakes_every_blocked_channel() {
+    const N: usize = 4;
+    let srv = support::sshd(&["MaxSessions 32"]);
+    let session = connect(&srv);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let (s, ready) = (session.clone(), ready_tx.clone());
+            thread::spawn(move || {
+                let mut ch = s.exec("echo ready; sleep 100").unwrap();
+                let mut acc = Vec::new();
+                read_until(&mut ch, &mut acc, 0, "ready\n");
+                ready.send(()).unwrap();
+                let mut buf = [0u8; 64];
+                let r = ch.read(&mut buf);
+                let e = r.expect_err(&format!("channel {i}: read after the server died"));
+                assert_ne!(e.kind(), std::io::ErrorKind::TimedOut, "channel {i}: {e}");
+                e.to_string()
+            })
+        })
+        .collect();
+    for _ in 0..N {
+        ready_rx.recv_timeout(IO_TIMEOUT).expect("a channel did not start");
+    }
+    let t0 = Instant::now();
+    drop(srv); // SIGKILL to sshd and all its children: the TCP connection ends
+    for (i, h) in handles.into_iter().enumerate() {
+        let e = h.join().unwrap_or_else(|_| panic!("worker {i} panicked"));
+        println!("channel {i}: {e}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(10), "blocked readers took {:?}", t0.elapsed());
+    assert!(session.error().is_some(), "the session does not report the dead connection");
+    assert!(session.exec("true").is_err());
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. No head-of-line blocking
 // ---------------------------------------------------------------------------------------

@@ -158,6 +158,29 @@ fn dropbear_direct_tcpip_to_closed_port_reports_reason() {
     direct_tcpip_closed_port(&support::dropbear(&[]));
 }
 
+/// A local forward whose target refuses: the server's open failure closes the accepted TCP
+/// connection (the client sees end of file), and the forward keeps serving.
+#[test]
+fn sshd_local_forward_to_closed_port_closes_the_connection() {
+    let srv = support::sshd(&["AllowTcpForwarding yes"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let fwd = session.forward_local("127.0.0.1:0", "127.0.0.1", closed_port()).unwrap();
+    for i in 0..3 {
+        let mut s = TcpStream::connect(fwd.local_addr()).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut b = [0u8; 16];
+        match s.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("connection {i} through a forward to a closed port: {other:?}"),
+        }
+    }
+    session.keepalive(IO_TIMEOUT).unwrap();
+    assert_eq!(session.channel_count(), 0, "failed forwarded channels left in the table");
+    assert!(session.error().is_none());
+}
+
 /// A server that forbids forwarding refuses both directions; the connection goes on.
 fn forwarding_forbidden(srv: &Server) {
     let _log = ShowLog(srv);

@@ -287,3 +287,62 @@ fn sshd_remote_forward_port_zero_accept_and_cancel() {
 fn dropbear_remote_forward_port_zero_accept_and_cancel() {
     remote_forward(&support::dropbear(&[]));
 }
+
+/// 4 connections to one remote forward at once: each reaches `accept` with its own origin and
+/// is echoed by a thread of ours, byte-exact.
+#[test]
+fn sshd_remote_forward_4_connections_at_once() {
+    const N: usize = 4;
+    const SIZE: usize = 2 * MIB;
+    let srv = support::sshd(&["AllowTcpForwarding yes"]);
+    let _log = ShowLog(&srv);
+    let session = connect(&srv);
+    let mut rf = session.forward_remote("127.0.0.1", 0).unwrap();
+    let port = rf.port();
+    let clients: Vec<_> = (0..N)
+        .map(|i| {
+            thread::spawn(move || {
+                let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let me = s.local_addr().unwrap().port();
+                let mut w = s.try_clone().unwrap();
+                let writer = thread::spawn(move || {
+                    w.write_all(&data(SIZE, 700 + i as u64)).unwrap();
+                    w.shutdown(Shutdown::Write).unwrap();
+                });
+                let mut back = Vec::new();
+                (&s).read_to_end(&mut back).unwrap();
+                writer.join().unwrap();
+                assert_same(&back, &data(SIZE, 700 + i as u64), &format!("remote-forwarded connection {i}"));
+                me
+            })
+        })
+        .collect();
+    let mut origins = Vec::new();
+    let mut echoers = Vec::new();
+    for _ in 0..N {
+        let (mut ch, (addr, oport)) = rf.accept_until(Some(Instant::now() + IO_TIMEOUT)).unwrap();
+        assert_eq!(addr, "127.0.0.1");
+        origins.push(oport);
+        echoers.push(thread::spawn(move || {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = ch.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                ch.write_all(&buf[..n]).unwrap();
+            }
+            ch.send_eof().unwrap();
+            ch.wait().unwrap();
+        }));
+    }
+    let mut ports: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    join_all(echoers);
+    ports.sort_unstable();
+    origins.sort_unstable();
+    assert_eq!(origins, ports, "origins reported by the server vs the clients' ports");
+    drop(rf);
+    session.keepalive(IO_TIMEOUT).unwrap();
+    assert_eq!(session.channel_count(), 0);
+}

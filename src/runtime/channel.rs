@@ -211,6 +211,7 @@ impl Channel {
         g.client.send_eof(id);
         sh.wake();
         loop {
+            let buffered = g.client.channel(id).map_or(0, |c| c.stdout_len() + c.stderr_len());
             g.client.discard(id, false);
             g.client.discard(id, true);
             if g.client.channel(id).is_none_or(|c| c.state == ChanState::Closed) {
@@ -219,7 +220,12 @@ impl Channel {
             if g.net_dead || g.client.phase() == Phase::Dead {
                 return Err(g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
             }
-            sh.wake();
+            // Only when discarding may have queued a WINDOW_ADJUST: an unconditional wake
+            // makes the driver run a pass and notify us at once, a busy loop for as long as
+            // the command runs.
+            if buffered > 0 {
+                sh.wake();
+            }
             if !sh.wait(&mut g, deadline) {
                 return Err(Error::Timeout("waiting for the command to exit did not finish in time".into()));
             }

@@ -101,6 +101,25 @@ static long read_all(int fd, char *buf, size_t cap)
     return (long)n;
 }
 
+/* A listening TCP socket on 127.0.0.1 and a free port; -1 on failure. */
+static int listen_loopback(int *port)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sin;
+    if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(l, 4) != 0 ||
+        getsockname(l, (struct sockaddr *)&sin, &sl) != 0) {
+        if (l >= 0)
+            close(l);
+        return -1;
+    }
+    *port = ntohs(sin.sin_port);
+    return l;
+}
+
 static int g_fds, g_tasks;
 
 static int baseline_again(void)
@@ -273,21 +292,15 @@ static void *echo_server(void *arg)
 /* A socket joined to a direct-tcpip channel: 1 MiB through a local echo server. */
 static int c_conn_forward(void)
 {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sin;
-    CHECK(bind(l, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(l, 4) == 0, "listen");
-    getsockname(l, (struct sockaddr *)&sin, &sl);
+    int port, l = listen_loopback(&port);
+    CHECK(l >= 0, "listen");
     pthread_t t;
     pthread_create(&t, NULL, echo_server, &l);
     cyg_dropbear_authenticate a = password_auth();
     char err[256];
     sshbridge_conn *c = sshbridge_conn_open("127.0.0.1", port_of("SSHD"), &a, NULL, err, sizeof err);
     CHECK(c, "conn_open: %s", err);
-    int fd = sshbridge_conn_forward(c, "127.0.0.1", ntohs(sin.sin_port));
+    int fd = sshbridge_conn_forward(c, "127.0.0.1", port);
     CHECK(fd >= 0, "conn_forward: %d", fd);
     static char out[1 << 20], in[(1 << 20) + 1];
     for (size_t i = 0; i < sizeof out; i++)
@@ -350,18 +363,12 @@ static int c_error_codes(void)
     CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_ALGORITHM, "no cipher: %d %s", sshbridge_error_code(&h), h.db_error);
     sshbridge_options_free(o);
     /* A server that accepts TCP and says nothing: the handshake timeout of the options. */
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sin;
-    CHECK(bind(l, (struct sockaddr *)&sin, sizeof sin) == 0 && listen(l, 4) == 0, "listen");
-    getsockname(l, (struct sockaddr *)&sin, &sl);
+    int port, l = listen_loopback(&port);
+    CHECK(l >= 0, "listen");
     o = sshbridge_options_new();
     CHECK(sshbridge_options_set_timeouts(o, 1000, 400, -1) == 0, "timeouts");
     long t0 = now_ms();
-    CHECK(sshbridge_connect(&h, "127.0.0.1", ntohs(sin.sin_port), &a, "true", o) == 0, "silent server");
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port, &a, "true", o) == 0, "silent server");
     long took = now_ms() - t0;
     close(l);
     sshbridge_options_free(o);

@@ -18,6 +18,7 @@ mod dropbear;
 mod openssh;
 mod pem;
 mod private;
+pub mod known_hosts;
 mod public;
 
 #[cfg(test)]

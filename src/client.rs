@@ -15,6 +15,7 @@ use crate::gate::Service;
 use crate::msg::Msg;
 use crate::random::Random;
 use crate::transport::{Event as TEvent, HostKeyCheck, RekeyLimits, Transport};
+use crate::trust::update::{self, HostKeysUpdate};
 
 /// Everything the core needs to know to connect and authenticate.
 #[derive(Clone, Debug)]
@@ -87,6 +88,8 @@ pub struct Client {
     last_heard: Instant,
     /// Keepalives sent since then.
     unanswered: u32,
+    /// UpdateHostKeys (OpenSSH PROTOCOL 2.5), `crate::trust::update`.
+    host_keys_update: HostKeysUpdate,
 }
 
 impl Client {
@@ -106,6 +109,7 @@ impl Client {
             keepalive,
             last_heard: now,
             unanswered: 0,
+            host_keys_update: HostKeysUpdate::default(),
         }
     }
 
@@ -219,7 +223,8 @@ impl Client {
     fn fail_on(&mut self, r: Result<(), Error>) -> Result<(), Error> {
         if let Err(e) = r {
             if self.phase != Phase::Dead {
-                let text = e.to_string();
+                // A host key refusal names local files: the server is told no more than that.
+                let text = if matches!(e, Error::HostKeyRejected(_)) { "host key rejected".into() } else { e.to_string() };
                 self.t.disconnect(e.disconnect_reason(), text.get(..text.len().min(200)).unwrap_or(""));
             }
             self.fail(e.clone());
@@ -240,6 +245,9 @@ impl Client {
         while let Some(ev) = self.t.poll(now)? {
             match ev {
                 TEvent::KexDone { first: true } => {
+                    if self.t.host_key_decision().is_some_and(|d| d.untrusted) {
+                        self.auth.forbid_passwords(); // a changed key accepted under Strict::No
+                    }
                     self.t.send_msg(&Msg::ServiceRequest { name: "ssh-userauth" });
                     self.t.set_service(Service::Requested);
                 }
@@ -278,16 +286,20 @@ impl Client {
                 }
                 Ok(())
             }
-            Msg::GlobalRequest { want_reply, .. } => {
-                // We offer no global services: keepalive@openssh.com, hostkeys-00@openssh.com and
-                // the rest get a failure when they ask for an answer (RFC 4254 section 4).
+            Msg::GlobalRequest { name, want_reply, data } => {
+                if name == update::HOSTKEYS {
+                    self.host_keys_update.on_announce(data, &mut self.t, self.pending_global);
+                }
+                // We offer no global services: keepalive@openssh.com and the rest get a failure when they ask for an answer (RFC 4254 section 4).
                 if want_reply {
                     self.t.send_msg(&Msg::RequestFailure);
                 }
                 Ok(())
             }
             Msg::RequestSuccess { .. } | Msg::RequestFailure => {
-                self.pending_global = self.pending_global.saturating_sub(1);
+                if !self.host_keys_update.on_reply(&m, &self.t) {
+                    self.pending_global = self.pending_global.saturating_sub(1);
+                }
                 Ok(())
             }
             Msg::ChannelOpen { sender, .. } => {
@@ -412,6 +424,11 @@ impl Client {
 
     pub fn exit_status(&self, id: ChannelId) -> Option<&ExitStatus> {
         self.channel(id).and_then(|c| c.exit.as_ref())
+    }
+
+    /// The known_hosts edit UpdateHostKeys asks for, once (the runtime carries it out).
+    pub fn take_known_hosts_update(&mut self) -> Option<update::Rewrite> {
+        self.host_keys_update.take()
     }
 
     /// Keepalives sent and not yet answered.

@@ -18,6 +18,7 @@ pub mod msg;
 pub mod random;
 pub mod runtime;
 pub mod transport;
+pub mod trust;
 pub mod wire;
 
 pub use algs::{Cipher, Kex, Mac, Preferences, SigAlg};
@@ -25,5 +26,7 @@ pub use auth::Credential;
 pub use channel::ExitStatus;
 pub use error::{Error, Result};
 pub use keys::{PrivateKey, PublicKey};
+pub use runtime::known_hosts::HostAddr;
 pub use runtime::session::{Channel, Config, Session, SessionInfo};
+pub use trust::{HostKeyPolicy, HostKeyQuery, KnownHosts, Strict};
 pub use transport::RekeyLimits;

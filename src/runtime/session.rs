@@ -33,8 +33,10 @@ use crate::channel::{ChanState, ChannelEvent, ExitStatus};
 use crate::client::{ChannelId, Client, ClientConfig, Event, Phase};
 use crate::error::Error;
 use crate::keys::{PrivateKey, PublicKey};
+use crate::runtime::known_hosts::{self, HostAddr};
 use crate::runtime::sys::{self, OsRandom};
-use crate::transport::{HostKeyCheck, Negotiated, RekeyLimits};
+use crate::transport::{Negotiated, RekeyLimits};
+use crate::trust::HostKeyPolicy;
 
 /// Everything a command produced: (stdout, stderr, exit status).
 pub type Output = (Vec<u8>, Vec<u8>, Option<ExitStatus>);
@@ -51,8 +53,15 @@ pub struct Config {
     pub user: String,
     /// Tried in order.
     pub credentials: Vec<Credential>,
-    /// Pinned host keys; empty accepts any host key (no verification).
+    /// Pinned host keys: shorthand for `HostKeyPolicy::Pinned`; with the default policy
+    /// (`AcceptAny`) an empty list accepts any host key (no verification).
     pub host_keys: Vec<PublicKey>,
+    /// How the host key is judged: pinned keys, known_hosts files, an application verifier, or
+    /// `AcceptAny` (the default, today's behaviour with no `host_keys`).
+    pub host_key_policy: HostKeyPolicy,
+    /// Look the host key up (and record it) under this name instead of the host connected to
+    /// (OpenSSH's HostKeyAlias).
+    pub host_key_alias: Option<String>,
     /// Algorithm preferences (restrict with `Preferences::restrict`).
     pub algorithms: Preferences,
     pub rekey: RekeyLimits,
@@ -80,6 +89,8 @@ impl Config {
             user: user.into(),
             credentials: Vec::new(),
             host_keys: Vec::new(),
+            host_key_policy: HostKeyPolicy::AcceptAny,
+            host_key_alias: None,
             algorithms: Preferences::default(),
             rekey: RekeyLimits::default(),
             connect_timeout: Duration::from_secs(10),
@@ -115,6 +126,8 @@ pub struct SessionInfo {
 
 /// One SSH connection.
 pub struct Session {
+    /// Host trust warnings: malformed known_hosts lines, a file that could not be written.
+    trust_warnings: Vec<String>,
     sock: TcpStream,
     client: Client,
     io_timeout: Option<Duration>,
@@ -139,24 +152,38 @@ pub fn tcp_connect(addr: impl ToSocketAddrs, timeout: Duration) -> Result<TcpStr
 }
 
 impl Session {
-    /// Connect, exchange keys, verify the host key, authenticate.
-    pub fn connect(addr: impl ToSocketAddrs, config: Config) -> Result<Session, Error> {
-        let sock = tcp_connect(addr, config.connect_timeout)?;
-        Session::handshake(sock, config)
+    /// Connect, exchange keys, verify the host key, authenticate. The host key is looked up
+    /// under the name given (`"name:port"`), or the address for a socket address.
+    pub fn connect(addr: impl HostAddr, config: Config) -> Result<Session, Error> {
+        let target = addr.host_port();
+        let sock = tcp_connect(&addr, config.connect_timeout)?;
+        Session::handshake_to(sock, config, target)
     }
 
-    /// The same over a TCP stream the caller connected.
+    /// The same over a TCP stream the caller connected (host keys are looked up under the
+    /// peer's address, or `host_key_alias`).
     pub fn handshake(sock: TcpStream, config: Config) -> Result<Session, Error> {
+        let target = sock.peer_addr().ok().and_then(|a| a.host_port());
+        Session::handshake_to(sock, config, target)
+    }
+
+    fn handshake_to(sock: TcpStream, config: Config, target: Option<(String, u16)>) -> Result<Session, Error> {
         if config.user.is_empty() {
             return Err(Error::bad_argument("user name is empty"));
         }
+        let host_key_check = known_hosts::host_key_check(
+            &config.host_key_policy,
+            &config.host_keys,
+            config.host_key_alias.as_deref(),
+            target,
+        )?;
         let deadline = Instant::now() + config.handshake_timeout;
         sock.set_nodelay(true)?;
         sock.set_nonblocking(true)?;
         let cc = ClientConfig {
             user: config.user,
             credentials: config.credentials,
-            host_key_check: HostKeyCheck { pinned: config.host_keys },
+            host_key_check,
             prefs: config.algorithms,
             rekey: config.rekey,
             allow_none_auth: config.allow_none_auth,
@@ -164,8 +191,9 @@ impl Session {
             keepalive_max: config.keepalive_max,
         };
         let client = Client::new(cc, Box::new(OsRandom), Instant::now());
-        let mut s = Session { sock, client, io_timeout: config.io_timeout, events: Vec::new() };
+        let mut s = Session { trust_warnings: Vec::new(), sock, client, io_timeout: config.io_timeout, events: Vec::new() };
         s.run_until(|c| c.phase() != Phase::Handshake, Some(deadline), "key exchange")?;
+        s.after_host_key();
         let auth_deadline = deadline.min(Instant::now() + config.auth_timeout);
         s.run_until(|c| c.phase() == Phase::Connected, Some(auth_deadline), "authentication")?;
         Ok(s)
@@ -206,7 +234,29 @@ impl Session {
         Ok(())
     }
 
+    /// Carry out what the host key decision asks: record a host trusted on first use.
+    fn after_host_key(&mut self) {
+        let Some(d) = self.client.transport().host_key_decision() else { return };
+        self.trust_warnings.extend(d.warnings.iter().cloned());
+        if let Some(r) = d.record.clone() {
+            if let Err(e) = known_hosts::record(&r) {
+                self.trust_warnings.push(format!("failed to add the host to the list of known hosts: {e}"));
+            }
+        }
+    }
+
+    /// Host trust warnings so far: malformed known_hosts lines (skipped), a changed key
+    /// accepted under `Strict::No`, files that could not be written.
+    pub fn host_key_warnings(&self) -> &[String] {
+        &self.trust_warnings
+    }
+
     fn collect_events(&mut self) {
+        if let Some(rw) = self.client.take_known_hosts_update() {
+            if let Err(e) = known_hosts::rewrite(&rw) {
+                self.trust_warnings.push(format!("UpdateHostKeys: {e}"));
+            }
+        }
         while let Some(ev) = self.client.poll_event() {
             if let Event::Channel(id, ce) = ev {
                 self.events.push((id, ce));

@@ -424,3 +424,42 @@ fn update_host_keys_matches_openssh_and_follows_a_dropped_key() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(key_set(&theirs), after, "OpenSSH's result");
 }
+
+#[test]
+fn verifier_pinned_policy_and_the_c_api_default() {
+    support::ensure_env();
+    let srv = support::sshd(&[]);
+    let ed: sshbridge::PublicKey = line_for(&srv, "ssh-ed25519").parse().unwrap();
+    // The verifier sees the name as typed and the port, and decides.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for accept in [true, false] {
+        let s2 = seen.clone();
+        let want = ed.clone();
+        let policy = HostKeyPolicy::Verify(std::sync::Arc::new(move |q: &sshbridge::HostKeyQuery| {
+            s2.lock().unwrap().push((q.host.clone(), q.port, q.key.key_type().to_string()));
+            accept && q.key == want
+        }));
+        let r = Session::connect(format!("LocalHost:{}", srv.port), config(policy));
+        assert_eq!(r.is_ok(), accept, "{:?}", r.err());
+        if !accept {
+            assert!(r.err().unwrap().to_string().contains("refused by the application's verifier"));
+        }
+    }
+    let expect = ("LocalHost".to_string(), srv.port, "ssh-ed25519".to_string());
+    assert_eq!(*seen.lock().unwrap(), vec![expect.clone(), expect]);
+    // Pinned, through the policy and through the host_keys shorthand.
+    Session::connect(srv.addr(), config(HostKeyPolicy::Pinned(vec![ed.clone()]))).unwrap();
+    let mut cfg = config(HostKeyPolicy::AcceptAny);
+    cfg.host_keys.push(ed.clone());
+    Session::connect(srv.addr(), cfg).unwrap();
+    let other: sshbridge::PublicKey =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIMTOZowJIAomL7mspElu/tejCPRnwvTuap1Mwvsl21u".parse().unwrap();
+    let e = Session::connect(srv.addr(), config(HostKeyPolicy::Pinned(vec![other.clone()]))).err().unwrap();
+    assert!(e.to_string().contains("host key mismatch"), "{e}");
+    // Both the shorthand and another policy: refused as a bad argument.
+    let mut cfg = config(HostKeyPolicy::KnownHosts(KnownHosts::file("/nonexistent/kh")));
+    cfg.host_keys.push(other);
+    assert!(matches!(Session::connect(srv.addr(), cfg).err().unwrap(), Error::BadArgument(_)));
+    // AcceptAny with no key: any key (the C API's behaviour without a host key).
+    Session::connect(srv.addr(), config(HostKeyPolicy::AcceptAny)).unwrap();
+}

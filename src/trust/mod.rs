@@ -222,17 +222,22 @@ pub struct Decision {
 }
 
 impl HostKeyCheck {
-    /// Put the host-key algorithms of keys we know for this host first (sshconnect2.c
-    /// order_hostkeyalgs): the list stays as it is when its best algorithm's type is known.
+    /// Put the host-key algorithms of keys we know for this host first, so that the server
+    /// presents a key we can check. Pinned types always go first; for known_hosts this is
+    /// sshconnect2.c order_hostkeyalgs: the list stays as it is when its best algorithm's type
+    /// is known.
     pub fn order(&self, algs: &mut [SigAlg]) {
         let known: Vec<String> = match &self.rule {
             Rule::Pinned => self.pinned.iter().map(|k| k.key_type().to_string()).collect(),
-            Rule::KnownHosts(v) => known_hosts::known_types(&v.parsed().0, &v.name),
+            Rule::KnownHosts(v) => {
+                let known = known_hosts::known_types(&v.parsed().0, &v.name);
+                if algs.first().is_some_and(|a| known.iter().any(|t| t == a.key_type())) {
+                    return;
+                }
+                known
+            }
             Rule::Verify { .. } => return,
         };
-        if known.is_empty() || algs.first().is_some_and(|a| known.iter().any(|t| t == a.key_type())) {
-            return;
-        }
         algs.sort_by_key(|a| !known.iter().any(|t| t == a.key_type()));
     }
 

@@ -118,5 +118,14 @@ fn host_key_algorithms_follow_the_known_keys() {
         assert_eq!(algs[0], SigAlg::EcdsaNistp256);
         assert_eq!(algs[1], SigAlg::Ed25519);
         assert_eq!(algs.len(), all.len());
+        // Known by ed25519 and ECDSA: ed25519 is the best, the list stays as it is.
+        let mut algs = all.clone();
+        check(&format!("h {ED_A}\nh {ecdsa}\n"), "", "h", None, Strict::Yes).order(&mut algs);
+        assert_eq!(algs, all);
+        // Pinned keys always go first, whatever the best algorithm.
+        let mut algs = all.clone();
+        let pinned = HostKeyCheck { pinned: vec![key(ecdsa)], rule: Rule::Pinned };
+        pinned.order(&mut algs);
+        assert_eq!(algs[0], SigAlg::EcdsaNistp256);
     }
 }

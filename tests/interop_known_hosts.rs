@@ -415,6 +415,21 @@ fn update_host_keys_matches_openssh_and_follows_a_dropped_key() {
     assert_eq!(key_set(&theirs), expected, "OpenSSH's result");
     assert_eq!(key_set(&ours), expected, "ours:\n{}", fs::read_to_string(&ours).unwrap());
     assert!(fs::read_to_string(&ours).unwrap().starts_with(&start), "other lines kept");
+    // No update when the host was only just trusted on first use, nor for a wildcard line
+    // (OpenSSH leaves both alone).
+    for (text, strict) in [(String::new(), Strict::AcceptNew), (format!("upd* {}\n", pubkey("ed25519")), Strict::Yes)] {
+        let f = d.path("left-alone");
+        fs::write(&f, &text).unwrap();
+        let mut cfg = config(HostKeyPolicy::KnownHosts(KnownHosts::file(&f).mode(strict).update_host_keys(true)));
+        cfg.host_key_alias = Some("updhost".into());
+        let mut s = Session::connect(all.addr(), cfg).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..3 {
+            run_true(&mut s);
+        }
+        let after = fs::read_to_string(&f).unwrap();
+        assert_eq!(after.lines().count(), 1, "{after}");
+        assert!(after.contains(&pubkey("ed25519")), "{after}");
+    }
     drop(all);
 
     // The server drops its RSA key: the RSA line disappears, the rest stays.

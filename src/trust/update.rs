@@ -218,3 +218,7 @@ fn verify_proofs(data: &[u8], keys: &[PublicKey], new: &[bool], t: &Transport) -
     r.finish().map_err(|_| Error::crypto("hostkeys-prove reply: trailing bytes"))?;
     Ok(dropped)
 }
+
+#[cfg(test)]
+#[path = "update_tests.rs"]
+mod tests;

@@ -58,12 +58,12 @@ extern "C" {
 /*
  Extension to the eCos API: set the process-wide timeouts and keepalive used by connections
  made afterwards, in milliseconds. A negative value leaves that setting as it is;
- `keepalive_interval_ms` 0 turns keepalive off (the default), otherwise keepalive@openssh.com
+ `keepalive_interval_ms` 0 turns keepalive off, otherwise keepalive@openssh.com
  is sent after that much server silence and the session is declared dead (EOF on the sockets,
  an error in `db_error`) after `keepalive_max` unanswered ones. Zero connect, handshake or
  close-wait timeouts, or a zero `keepalive_max` with keepalive on, are refused. Returns 1 on
  success, 0 (nothing changed) otherwise. Defaults: connect 10000, handshake 30000,
- close-wait 60000, keepalive off, max 3.
+ close-wait 60000, keepalive 15000, max 3 (a frozen server is detected in about 60 s).
  */
 int sshbridge_set_timeouts(int connect_ms,
                            int handshake_ms,

@@ -74,6 +74,8 @@ strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
 BIN=$BT/bin
 blog "building sshexec, libssh2_exec, rss_sessions, timeit"
 bench_build_c "$BIN"
+blog "cargo build --release --example channels"
+(cd "$BENCH_ROOT" && cargo build -q --release --example channels) >&2 || bdie "examples/channels failed to build"
 
 bench_keys
 bench_sshd
@@ -299,6 +301,23 @@ target() {
 }
 PEERS=()
 for c in "${CLIENTS[@]}"; do [[ $c == sshbridge ]] || PEERS+=("$c"); done
+
+# Many channels on one connection (Rust API, examples/channels.rs): aggregate download of 4
+# channels vs 1 channel, and RSS per extra idle channel (issue 9).
+CH_MIB=$((SIZE_MIB / 4))
+blog "channels: 1 and 4 channels of $CH_MIB MiB each, then 32 idle channels"
+CH_ARGS=(-p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" 127.0.0.1)
+CH1=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" throughput 1 "$CH_MIB" 2>>"$ERRLOG" || echo failed)
+CH4=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" throughput 4 "$CH_MIB" 2>>"$ERRLOG" || echo failed)
+CHIDLE=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" idle 32 2>>"$ERRLOG" || echo failed)
+echo "Channels on one connection (sshbridge Rust API, download of $CH_MIB MiB per channel):"
+echo "  1 channel:   $CH1"
+echo "  4 channels:  $CH4"
+R1=$(sed -n 's/.*aggregate_mib_s=\([0-9.]*\).*/\1/p' <<<"$CH1")
+R4=$(sed -n 's/.*aggregate_mib_s=\([0-9.]*\).*/\1/p' <<<"$CH4")
+echo "  => 4 channels move $(calc "${R4:-nan} / ${R1:-nan}" %.2fx) the aggregate of 1"
+echo "  idle:        $CHIDLE"
+echo
 
 echo "Ratios of sshbridge against each peer (speed: wall time of the whole transfer; CPU: bulk):"
 printf '  %-22s %12s %12s %14s %14s %12s %12s\n' peer "down speed" "up speed" "down CPU" "up CPU" "conn wall" "conn CPU"

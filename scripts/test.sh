@@ -12,6 +12,9 @@ if [[ -n $dups ]]; then
     printf 'duplicate dependency versions:\n%s\n' "$dups" >&2
     exit 1
 fi
+# Lints: the crate denies unwrap/expect/panic outside tests, which only clippy enforces.
+cargo clippy -q --lib -- -D warnings
+cargo clippy -q --lib --no-default-features -- -D warnings
 # The embedded "modern" build (no rsa, nistp256, dh, legacy), then each optional family alone.
 cargo test --lib --no-default-features
 for feature in rsa nistp256 dh legacy; do

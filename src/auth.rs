@@ -140,10 +140,14 @@ impl Auth {
                         allowed: vec!["(success without proof refused: trivial authentication disabled)".into()],
                     });
                 }
+                log::info!(target: "sshbridge", "authenticated as {:?} after [{}]", self.user, self.tried.join(", "));
                 Ok(Outcome::Success)
             }
             Msg::UserauthFailure { methods, partial: _ } => {
                 self.allowed = methods.iter().map(|s| s.to_string()).collect();
+                if let Some(last) = self.tried.last() {
+                    log::info!(target: "sshbridge", "authentication {last} not accepted; server allows [{}]", self.allowed.join(", "));
+                }
                 self.next_attempt(t)?;
                 Ok(Outcome::Continue)
             }
@@ -238,6 +242,7 @@ impl Auth {
                     }
                     let public = key.public_key();
                     self.tried.push(format!("publickey {} {}", alg.name(), public.fingerprint()));
+                    log::info!(target: "sshbridge", "authentication: trying publickey {} {}", alg.name(), public.fingerprint());
                     t.send_msg(&Msg::UserauthRequest {
                         user: &self.user,
                         service: SERVICE,
@@ -251,6 +256,7 @@ impl Auth {
                         continue;
                     }
                     self.tried.push("password".into());
+                    log::info!(target: "sshbridge", "authentication: trying password");
                     self.proved = true;
                     t.send_msg(&Msg::UserauthRequest {
                         user: &self.user,
@@ -265,6 +271,7 @@ impl Auth {
                         continue;
                     }
                     self.tried.push("keyboard-interactive".into());
+                    log::info!(target: "sshbridge", "authentication: trying keyboard-interactive");
                     t.send_msg(&Msg::UserauthRequest {
                         user: &self.user,
                         service: SERVICE,

@@ -1,15 +1,16 @@
 //! The sans-IO client: the transport (RFC 4253), then user authentication (RFC 4252) on the
-//! `ssh-userauth` service (RFC 4253 section 10), then session channels and the connection
-//! protocol's global messages (RFC 4254 sections 4, 5). Bytes in through `handle_input`, bytes
-//! out through `output`/`consume_output`, events out through `poll_event`; `now` and the random
-//! generator are passed in. The blocking runtime and the C API both drive this one type.
+//! `ssh-userauth` service (RFC 4253 section 10), then the connection protocol (RFC 4254, the
+//! shared `connection` layer in the client role: many channels, global requests, forwarding).
+//! Bytes in through `handle_input`, bytes out through `output`/`consume_output`, events out
+//! through `poll_event`; `now` and the random generator are passed in. The one I/O driver of
+//! the runtime drives this type for the Rust API and the C API alike.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::algs::Preferences;
 use crate::auth::{Auth, Credential, Outcome};
-use crate::channel::{ChanState, Channel, ChannelEvent, ExitStatus};
+use crate::connection::{Channel, ChannelEvent, Connection, ExitStatus, Incoming, OpenKind, Request, Role};
 use crate::error::Error;
 use crate::gate::Service;
 use crate::msg::Msg;
@@ -33,6 +34,12 @@ pub struct ClientConfig {
     pub keepalive_interval: Option<Duration>,
     /// Unanswered keepalives after which the server is declared dead (ServerAliveCountMax).
     pub keepalive_max: u32,
+    /// Most channels open at once.
+    pub max_channels: usize,
+    /// Hex dumps of packet payloads at trace level.
+    pub log_payloads: bool,
+    /// Refuse a server without strict key exchange (Terrapin, CVE-2023-48795).
+    pub require_strict_kex: bool,
 }
 
 impl ClientConfig {
@@ -44,14 +51,22 @@ impl ClientConfig {
             prefs: Preferences::default(),
             rekey: RekeyLimits::default(),
             allow_none_auth: true,
-            keepalive_interval: None,
-            keepalive_max: 3,
+            keepalive_interval: Some(DEFAULT_KEEPALIVE_INTERVAL),
+            keepalive_max: DEFAULT_KEEPALIVE_MAX,
+            require_strict_kex: false,
+            max_channels: crate::connection::DEFAULT_MAX_CHANNELS,
+            log_payloads: false,
         }
     }
 }
 
-/// A channel's identity inside one client.
-pub type ChannelId = u32;
+/// Dead-peer detection by default: keepalive@openssh.com after 15 s of server silence, the
+/// server declared dead after 3 unanswered ones (about 60 s). Any packet counts as an answer,
+/// so a long silent command on a healthy server is never cut.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+pub const DEFAULT_KEEPALIVE_MAX: u32 = 3;
+
+pub use crate::connection::ChannelId;
 
 /// What the application should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,19 +85,13 @@ pub enum Phase {
     Dead,
 }
 
-/// Most channels one client keeps at once.
-const MAX_CHANNELS: usize = 64;
-
 pub struct Client {
     t: Transport,
     auth: Auth,
     phase: Phase,
-    channels: Vec<Channel>,
-    next_id: u32,
+    conn: Connection,
     events: VecDeque<Event>,
     error: Option<Error>,
-    /// Global requests of ours (keepalive) waiting for an answer.
-    pending_global: u32,
     keepalive: Option<(Duration, u32)>,
     /// When the server last sent us anything.
     last_heard: Instant,
@@ -97,15 +106,16 @@ impl Client {
         let mut auth = Auth::new(config.user, config.credentials);
         auth.allow_none = config.allow_none_auth;
         let keepalive = config.keepalive_interval.filter(|d| !d.is_zero()).map(|d| (d, config.keepalive_max));
+        let mut t = Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now);
+        t.set_require_strict(config.require_strict_kex);
+        t.set_log_payloads(config.log_payloads);
         Client {
-            t: Transport::new(config.prefs, config.host_key_check, config.rekey, rng, now),
+            t,
             auth,
             phase: Phase::Handshake,
-            channels: Vec::new(),
-            next_id: 0,
+            conn: Connection::new(Role::Client, config.max_channels),
             events: VecDeque::new(),
             error: None,
-            pending_global: 0,
             keepalive,
             last_heard: now,
             unanswered: 0,
@@ -129,7 +139,14 @@ impl Client {
         self.auth.banner()
     }
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        if let Some(e) = self.events.pop_front() {
+            return Some(e);
+        }
+        self.conn.poll_event().map(|(id, ev)| Event::Channel(id, ev))
+    }
+    /// The connection layer (channel table, global requests, forwards).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     // ----- bytes in and out -----
@@ -187,7 +204,10 @@ impl Client {
         if let (Some((_, max)), Some(due)) = (self.keepalive, self.keepalive_due()) {
             if now >= due {
                 if self.unanswered >= max {
-                    let e = Error::Timeout(format!("server did not answer {max} keepalives"));
+                    let silent = now.saturating_duration_since(self.last_heard).as_secs();
+                    let e = Error::Timeout(format!(
+                        "the server stopped answering: nothing received for {silent} s, {max} keepalives unanswered"
+                    ));
                     let _ = self.fail_on(Err(e));
                     return;
                 }
@@ -215,6 +235,7 @@ impl Client {
     /// Record a fatal error that happened outside the core (I/O, timeout, peer closed).
     pub fn fail(&mut self, e: Error) {
         if self.error.is_none() {
+            log::info!(target: "sshbridge", "connection ended: {e}");
             self.error = Some(e);
         }
         self.phase = Phase::Dead;
@@ -286,51 +307,26 @@ impl Client {
                 }
                 Ok(())
             }
-            Msg::GlobalRequest { name, want_reply, data } => {
-                if name == update::HOSTKEYS {
-                    self.host_keys_update.on_announce(data, &mut self.t, self.pending_global);
-                }
-                // We offer no global services: keepalive@openssh.com and the rest get a failure when they ask for an answer (RFC 4254 section 4).
-                if want_reply {
-                    self.t.send_msg(&Msg::RequestFailure);
-                }
-                Ok(())
+            Msg::GlobalRequest { name, data, .. } if name == update::HOSTKEYS => {
+                // UpdateHostKeys (crate::trust::update); the connection layer still answers.
+                self.host_keys_update.on_announce(data, &mut self.t, self.conn.pending_globals());
+                self.conn.handle(m, &mut self.t)
             }
-            Msg::RequestSuccess { .. } | Msg::RequestFailure => {
-                if !self.host_keys_update.on_reply(&m, &self.t) {
-                    self.pending_global = self.pending_global.saturating_sub(1);
-                }
-                Ok(())
-            }
-            Msg::ChannelOpen { sender, .. } => {
-                // Server-initiated channels (x11, agent, forwarded-tcpip) are not offered.
-                self.t.send_msg(&Msg::ChannelOpenFailure {
-                    recipient: sender,
-                    reason: 1,
-                    description: b"not supported by this client",
-                });
-                Ok(())
-            }
-            Msg::ChannelOpenConfirmation { recipient, .. }
-            | Msg::ChannelOpenFailure { recipient, .. }
-            | Msg::ChannelWindowAdjust { recipient, .. }
-            | Msg::ChannelData { recipient, .. }
-            | Msg::ChannelExtendedData { recipient, .. }
-            | Msg::ChannelEof { recipient }
-            | Msg::ChannelClose { recipient }
-            | Msg::ChannelRequest { recipient, .. }
-            | Msg::ChannelSuccess { recipient }
-            | Msg::ChannelFailure { recipient } => {
-                let ch = self
-                    .channels
-                    .iter_mut()
-                    .find(|c| c.local_id == recipient)
-                    .ok_or_else(|| Error::protocol(format!("message for unknown channel {recipient}")))?;
-                if let Some(ev) = ch.handle(m, &mut self.t)? {
-                    self.events.push_back(Event::Channel(recipient, ev));
-                }
-                Ok(())
-            }
+            Msg::RequestSuccess { .. } | Msg::RequestFailure if self.host_keys_update.on_reply(&m, &self.t) => Ok(()),
+            Msg::GlobalRequest { .. }
+            | Msg::RequestSuccess { .. }
+            | Msg::RequestFailure
+            | Msg::ChannelOpen { .. }
+            | Msg::ChannelOpenConfirmation { .. }
+            | Msg::ChannelOpenFailure { .. }
+            | Msg::ChannelWindowAdjust { .. }
+            | Msg::ChannelData { .. }
+            | Msg::ChannelExtendedData { .. }
+            | Msg::ChannelEof { .. }
+            | Msg::ChannelClose { .. }
+            | Msg::ChannelRequest { .. }
+            | Msg::ChannelSuccess { .. }
+            | Msg::ChannelFailure { .. } => self.conn.handle(m, &mut self.t),
             Msg::Unknown { .. } => {
                 self.t.send_msg(&Msg::Unimplemented { seq });
                 Ok(())
@@ -341,30 +337,59 @@ impl Client {
 
     // ----- channels -----
 
+    fn connected(&self) -> Result<(), Error> {
+        if self.phase == Phase::Connected {
+            Ok(())
+        } else {
+            Err(self.error.clone().unwrap_or_else(|| Error::bad_argument("not authenticated yet")))
+        }
+    }
+
     /// Open a session channel running `command` (None: a shell). `Event::Channel(id, Started)`
     /// follows when the server accepts the command.
     pub fn open_session(&mut self, command: Option<&[u8]>) -> Result<ChannelId, Error> {
-        if self.phase != Phase::Connected {
-            return Err(self.error.clone().unwrap_or_else(|| Error::bad_argument("not authenticated yet")));
+        let start = match command {
+            Some(c) => Request::Exec(c.to_vec()),
+            None => Request::Shell,
+        };
+        self.open_channel(&OpenKind::Session, Some(start))
+    }
+
+    /// Open a channel of `kind`; `start` goes out once the server confirms it.
+    pub fn open_channel(&mut self, kind: &OpenKind, start: Option<Request>) -> Result<ChannelId, Error> {
+        self.connected()?;
+        self.conn.open(kind, start, &mut self.t)
+    }
+
+    /// Send a channel request; the ticket collects its answer (`take_request_result`).
+    pub fn request(&mut self, id: ChannelId, req: Request) -> Result<Option<u64>, Error> {
+        self.connected()?;
+        let (c, t) = self.channel_mut(id).ok_or_else(|| Error::bad_argument("no such channel"))?;
+        c.request(req, t)
+    }
+
+    pub fn take_request_result(&mut self, id: ChannelId, ticket: u64) -> Option<Result<(), Error>> {
+        self.conn.channel_mut(id).and_then(|c| c.take_result(ticket))
+    }
+
+    /// The application is done with channel `id` (close it; forget it once closed).
+    pub fn release_channel(&mut self, id: ChannelId) {
+        if self.phase == Phase::Dead {
+            if let Some(c) = self.conn.channel_mut(id) {
+                c.released = true;
+            }
+            return;
         }
-        self.channels.retain(|c| c.state != ChanState::Closed);
-        if self.channels.len() >= MAX_CHANNELS {
-            return Err(Error::bad_argument("too many open channels"));
-        }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        let ch = Channel::open(id, command.map(<[u8]>::to_vec), &mut self.t);
-        self.channels.push(ch);
-        Ok(id)
+        self.conn.release(id, &mut self.t);
     }
 
     pub fn channel(&self, id: ChannelId) -> Option<&Channel> {
-        self.channels.iter().find(|c| c.local_id == id)
+        self.conn.channel(id)
     }
 
     fn channel_mut(&mut self, id: ChannelId) -> Option<(&mut Channel, &mut Transport)> {
         let t = &mut self.t;
-        self.channels.iter_mut().find(|c| c.local_id == id).map(|c| (c, t))
+        self.conn.channel_mut(id).map(|c| (c, t))
     }
 
     /// How many bytes `send_data` would accept now.
@@ -426,24 +451,54 @@ impl Client {
         self.channel(id).and_then(|c| c.exit.as_ref())
     }
 
+    /// What the host key decision asks of the runtime, once: a known_hosts line to record and
+    /// warnings.
+    pub fn take_host_key_actions(&mut self) -> Option<(Option<crate::trust::Record>, Vec<String>)> {
+        self.host_keys_update.take_decision(&self.t)
+    }
+
     /// The known_hosts edit UpdateHostKeys asks for, once (the runtime carries it out).
     pub fn take_known_hosts_update(&mut self) -> Option<update::Rewrite> {
         self.host_keys_update.take()
     }
 
+    // ----- global requests -----
+
     /// Keepalives sent and not yet answered.
     pub fn pending_keepalives(&self) -> u32 {
-        self.pending_global
+        self.conn.pending_keepalives()
     }
 
     /// Send keepalive@openssh.com as a global request wanting a reply (any reply proves the
     /// server alive). Returns how many are unanswered, this one included.
     pub fn send_keepalive(&mut self) -> u32 {
         if self.phase == Phase::Connected {
-            self.t.send_msg(&Msg::GlobalRequest { name: "keepalive@openssh.com", want_reply: true, data: &[] });
-            self.pending_global = self.pending_global.saturating_add(1);
+            self.conn.send_keepalive(&mut self.t);
         }
-        self.pending_global
+        self.conn.pending_keepalives()
+    }
+
+    /// Ask the server to forward connections to `addr:port` to us (RFC 4254 section 7.1).
+    pub fn tcpip_forward(&mut self, addr: &str, port: u32) -> Result<u64, Error> {
+        self.connected()?;
+        Ok(self.conn.tcpip_forward(addr, port, &mut self.t))
+    }
+    pub fn cancel_forward(&mut self, addr: &str, port: u32) {
+        if self.phase == Phase::Connected {
+            self.conn.cancel_forward(addr, port, &mut self.t);
+        }
+    }
+    pub fn take_global_result(&mut self, ticket: u64) -> Option<Result<Vec<u8>, Error>> {
+        self.conn.take_global_result(ticket)
+    }
+    pub fn take_incoming(&mut self, addr: &str, port: u32) -> Option<Incoming> {
+        self.conn.take_incoming(addr, port)
+    }
+
+    /// Start a key re-exchange now (when none is running). Returns whether one was started.
+    pub fn rekey(&mut self) -> Result<bool, Error> {
+        self.connected()?;
+        Ok(self.t.rekey_now())
     }
 }
 

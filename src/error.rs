@@ -15,6 +15,8 @@ pub enum Error {
     VersionNotSupported(String),
     /// Strict key exchange (OpenSSH PROTOCOL 1.10, CVE-2023-48795) was violated.
     StrictKex(String),
+    /// The server lacks something the configuration requires (e.g. `require_strict_kex`).
+    Refused(String),
     /// The server sent SSH_MSG_DISCONNECT.
     Disconnected { reason: u32, description: String },
     /// Nothing in common for one algorithm category during KEXINIT negotiation.
@@ -65,7 +67,7 @@ impl Error {
         match self {
             Error::Protocol(_) => 2,
             Error::VersionNotSupported(_) => 8,
-            Error::StrictKex(_) | Error::NoCommonAlgorithm { .. } => 3,
+            Error::StrictKex(_) | Error::Refused(_) | Error::NoCommonAlgorithm { .. } => 3,
             Error::Crypto(m) if m.contains("MAC") || m.contains("tag") => 5,
             Error::Crypto(_) => 3,
             Error::HostKeyRejected(_) => 9,
@@ -99,6 +101,7 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::VersionNotSupported(m) => write!(f, "protocol version not supported: {m}"),
             Error::StrictKex(m) => write!(f, "strict KEX violation: {m}"),
+            Error::Refused(m) => write!(f, "refused: {m}"),
             Error::Disconnected { reason, description } => {
                 write!(f, "server disconnected (reason {reason}): {description}")
             }

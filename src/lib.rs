@@ -5,14 +5,17 @@
 
 pub mod algs;
 pub mod auth;
-pub mod channel;
 pub mod client;
+pub mod connection;
+/// The channel module of the connection layer, under its old path.
+pub use connection::channel;
 pub mod cipher;
 pub mod error;
 pub mod ffi;
 #[doc(hidden)] pub mod fuzzing;
 pub mod gate;
 pub mod kex;
+pub mod logging;
 pub mod keys;
 pub mod msg;
 pub mod random;
@@ -26,7 +29,9 @@ pub use auth::Credential;
 pub use channel::ExitStatus;
 pub use error::{Error, Result};
 pub use keys::{PrivateKey, PublicKey};
+pub use runtime::channel::{Channel, Output};
+pub use runtime::forward::{LocalForward, RemoteForward};
 pub use runtime::known_hosts::HostAddr;
-pub use runtime::session::{Channel, Config, Session, SessionInfo};
+pub use runtime::session::{Config, Session, SessionInfo};
 pub use trust::{HostKeyPolicy, HostKeyQuery, KnownHosts, Strict};
 pub use transport::RekeyLimits;

@@ -5,6 +5,9 @@ use sshbridge::ffi::{drop_in_settings, sshbridge_set_timeouts, DropInSettings};
 #[test]
 fn set_timeouts_changes_only_what_it_is_given_and_refuses_nonsense() {
     assert_eq!(drop_in_settings(), DropInSettings::DEFAULT);
+    // Dead-peer detection is on by default: 15 s of silence, 3 unanswered keepalives.
+    assert_eq!(DropInSettings::DEFAULT.keepalive_interval, Some(Duration::from_secs(15)));
+    assert_eq!(DropInSettings::DEFAULT.keepalive_max, 3);
     // Keepalive on, everything else unchanged.
     assert_eq!(sshbridge_set_timeouts(-1, -1, -1, 1500, 4), 1);
     let s = drop_in_settings();

@@ -74,7 +74,7 @@ fn connect_err(steps: Vec<Step>, cfg: Config) -> (Error, Duration, ConnRecord) {
 fn run(steps: Vec<Step>, cfg: Config) -> (Result<(Vec<u8>, Vec<u8>, Option<ExitStatus>), Error>, Duration, ConnRecord) {
     let srv = FakeServer::start(steps);
     let t = Instant::now();
-    let r = Session::connect(srv.addr(), cfg).and_then(|mut s| s.exec("cmd").and_then(|c| c.output()));
+    let r = Session::connect(srv.addr(), cfg).and_then(|s| s.exec("cmd").and_then(|c| c.output()));
     let el = t.elapsed();
     let rec = srv.conn(0, Duration::from_secs(3));
     assert_socket_released(rec.client_socket());
@@ -428,7 +428,7 @@ fn r29_banners_are_bounded_and_sanitized() {
     let srv = FakeServer::start(steps);
     let rss = vm_rss_kib();
     alloc_mark_reset();
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     assert!(alloc_mark() < 1 << 20, "largest allocation {}", alloc_mark());
     let info = s.info().unwrap();
     assert!(info.banner.len() <= 8 * 1024 + 64, "banner kept {} bytes", info.banner.len());
@@ -475,7 +475,7 @@ fn r30_max_packet_1_works_for_a_small_payload() {
     let _g = shared();
     let srv =
         FakeServer::start(cat(open(WIN, 1), cat(vec![Step::ExpectData(5), Step::Data(b"done".to_vec())], finish(0))));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     ch.write_all(b"hello").unwrap();
     let (o, _, st) = ch.output().unwrap();
@@ -493,7 +493,7 @@ fn r30_huge_max_packet_and_window_are_capped() {
     let _g = shared();
     let steps = cat(open(u32::MAX, u32::MAX), cat(vec![Step::ExpectData(300_000)], finish(0)));
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     ch.write_all(&vec![b'm'; 300_000]).unwrap();
     assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(0)));
@@ -522,7 +522,7 @@ fn r30_window_0_then_window_adjust() {
         ),
     );
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     let (t, cpu) = (Instant::now(), thread_cpu());
     ch.write_all(b"hello").unwrap();
@@ -562,7 +562,7 @@ fn r31_open_failure_and_refused_command_are_clean_errors() {
         ),
     );
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let t = Instant::now();
     let e = s.exec("x").err().expect("open must fail");
     assert!(t.elapsed() < PROMPT);
@@ -590,7 +590,7 @@ fn r31_refused_command_is_reported_without_waiting_for_close() {
         Step::Hang,
     ];
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let t = Instant::now();
     let e = s.exec("x").err().expect("exec must be refused");
     assert_error(&e, &["ChannelRequestFailed"], "refused");
@@ -608,7 +608,7 @@ fn r32_window_adjust_overflow() {
     // which adjusts are moot and ignored).
     let srv = FakeServer::start(cat(open(1000, 32768), vec![Step::WindowAdjust(u32::MAX), Step::Hang]));
     let t = Instant::now();
-    let r = Session::connect(srv.addr(), config()).and_then(|mut s| {
+    let r = Session::connect(srv.addr(), config()).and_then(|s| {
         let mut ch = s.exec("x")?;
         ch.read(&mut [0u8; 8]).map_err(|e| ssh_error(&e).unwrap())
     });
@@ -649,7 +649,7 @@ fn r33_more_data_than_our_window() {
     }
     steps.push(Step::Hang);
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     drop(s.exec("x").unwrap());
     let t = Instant::now();
     let e = s.keepalive(Duration::from_secs(2)).unwrap_err();
@@ -672,7 +672,7 @@ fn r41_unread_output_is_bounded_while_writing_or_reading_the_other_stream() {
     let srv = FakeServer::start(cat(open(65536, 32768), vec![flood, Step::Hang]));
     let mut cfg = config();
     cfg.io_timeout = Some(Duration::from_secs(2));
-    let mut s = Session::connect(srv.addr(), cfg.clone()).unwrap();
+    let s = Session::connect(srv.addr(), cfg.clone()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     let rss = vm_rss_kib();
     let _ = ch.write_all(&vec![b'i'; 1 << 20]);
@@ -691,7 +691,7 @@ fn r41_unread_output_is_bounded_while_writing_or_reading_the_other_stream() {
         c.send(&Msg::ChannelExtendedData { recipient: c.chan(), code: 1, data: b"e" }.encode())
     });
     let srv = FakeServer::start(cat(open(WIN, 32768), vec![flood, Step::Hang]));
-    let mut s = Session::connect(srv.addr(), cfg).unwrap();
+    let s = Session::connect(srv.addr(), cfg).unwrap();
     let mut ch = s.exec("x").unwrap();
     let _ = ch.read_stderr(&mut [0u8; 8]);
     drop(ch);
@@ -844,7 +844,7 @@ fn r36_exit_status_parsed_defensively() {
     assert_eq!(r.unwrap().2, None);
     // wait() says None too (distinct from Code(0)).
     let srv = FakeServer::start(cat(open(WIN, 32768), vec![Step::Eof, Step::ChannelClose]));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     assert_eq!(s.exec("x").unwrap().wait().unwrap(), None);
 }
 
@@ -938,7 +938,7 @@ fn r39_failure_after_buffered_data_surfaces_from_wait_and_output() {
     // read() hands out the buffered bytes first; wait() reports the failure.
     let srv =
         FakeServer::start(cat(open(WIN, 32768), vec![Step::Sleep(300), data_then_corruption(b"abc"), Step::Hang]));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("x").unwrap();
     let mut buf = [0u8; 16];
     let n = ch.read(&mut buf).unwrap();
@@ -954,7 +954,7 @@ fn r39_failure_after_buffered_data_is_not_eof() {
     let _g = shared();
     let srv =
         FakeServer::start(cat(open(WIN, 32768), vec![Step::Sleep(300), data_then_corruption(b"abc"), Step::Hang]));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("x").unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 16];
@@ -986,7 +986,7 @@ fn r39_failure_after_buffered_data_is_not_eof() {
             Step::Hang,
         ],
     ));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("x").unwrap();
     assert_eq!(ch.read_stderr(&mut buf).unwrap(), 3);
     assert!(ch.read_stderr(&mut buf).is_err(), "read_stderr() returned EOF although the connection failed");
@@ -1001,7 +1001,7 @@ fn r39_channel_close_or_tcp_close_while_writing() {
         open(1000, 32768),
         vec![Step::ExpectData(1000), Step::Sleep(300), Step::Eof, Step::ChannelClose, Step::Hang],
     ));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     let t = Instant::now();
     let e = ch.write_all(&big).unwrap_err();
@@ -1012,7 +1012,7 @@ fn r39_channel_close_or_tcp_close_while_writing() {
     drop(srv);
     // TCP FIN while the client is blocked on the window.
     let srv = FakeServer::start(cat(open(1000, 32768), vec![Step::ExpectData(1000), Step::Sleep(300), Step::Close]));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     let t = Instant::now();
     let e = ch.write_all(&big).unwrap_err();
@@ -1035,7 +1035,7 @@ fn r42_exhausted_window_blocks_without_spinning() {
         open(65536, 32768),
         cat(vec![Step::ExpectData(65536), Step::Expect(msg::CHANNEL_EOF)], finish(0)),
     ));
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat").unwrap();
     let big = vec![b'z'; 100 * 1024];
     let mut sent = 0;
@@ -1051,7 +1051,7 @@ fn r42_exhausted_window_blocks_without_spinning() {
     let srv = FakeServer::start(cat(open(65536, 32768), vec![Step::Hang]));
     let mut cfg = config();
     cfg.io_timeout = Some(Duration::from_secs(2));
-    let mut s = Session::connect(srv.addr(), cfg).unwrap();
+    let s = Session::connect(srv.addr(), cfg).unwrap();
     let mut ch = s.exec("cat").unwrap();
     let (t, cpu) = (Instant::now(), thread_cpu());
     let e = ch.write_all(&big).unwrap_err();
@@ -1095,7 +1095,7 @@ fn zz_fd_and_thread_baseline() {
             Step::Packet(fail),
             Step::Hang,
         ]);
-        let mut s = Session::connect(srv.addr(), config()).unwrap();
+        let s = Session::connect(srv.addr(), config()).unwrap();
         assert!(s.exec("x").is_err());
         drop(s);
         drop(srv);
@@ -1109,7 +1109,7 @@ fn zz_fd_and_thread_baseline() {
         let srv = FakeServer::start(cat(open(10, 32768), vec![Step::Hang]));
         let mut cfg = config();
         cfg.io_timeout = Some(Duration::from_millis(200));
-        let mut s = Session::connect(srv.addr(), cfg).unwrap();
+        let s = Session::connect(srv.addr(), cfg).unwrap();
         let mut ch = s.exec("x").unwrap();
         assert!(ch.write_all(&[0u8; 100]).is_err());
         drop(ch);

@@ -52,7 +52,7 @@ fn cfg_for(srv: &Server, cipher: Option<&str>, mac: Option<&str>) -> Config {
 }
 
 /// Read stdout until EOF or error; returns (bytes read, all of them zero, the error).
-fn drain(ch: &mut sshbridge::Channel<'_>) -> (usize, bool, Option<std::io::Error>) {
+fn drain(ch: &mut sshbridge::Channel) -> (usize, bool, Option<std::io::Error>) {
     let mut buf = vec![0u8; 64 * 1024];
     let (mut n, mut zero) = (0usize, true);
     loop {
@@ -84,7 +84,7 @@ fn flip_matrix(srv: &Server, suites: &[(&str, Option<&str>)]) {
             let proxy = Proxy::start(srv.addr(), Fault::FlipBit { offset, bit });
             let cfg = cfg_for(srv, Some(cipher), mac);
             let t = Instant::now();
-            let mut s = Session::connect(proxy.addr(), cfg).unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+            let s = Session::connect(proxy.addr(), cfg).unwrap_or_else(|e| panic!("{what}: connect: {e}"));
             let neg = s.info().unwrap().negotiated;
             assert_eq!(neg.cipher_s2c.name(), cipher, "{what}");
             let (n, zero, e) = match s.exec(&format!("head -c {STREAM} /dev/zero")) {
@@ -168,7 +168,7 @@ fn r39_r40_close_and_stall_mid_transfer() {
         let _log = ShowLog(&srv);
         // Close after 300 kB: the read fails promptly with "connection closed".
         let proxy = Proxy::start(srv.addr(), Fault::CloseAfter(300_000));
-        let mut s = Session::connect(proxy.addr(), cfg_for(&srv, None, None)).unwrap();
+        let s = Session::connect(proxy.addr(), cfg_for(&srv, None, None)).unwrap();
         let mut ch = s.exec("head -c 5000000 /dev/zero").unwrap();
         let t = Instant::now();
         let (n, zero, err) = drain(&mut ch);
@@ -190,7 +190,7 @@ fn r39_r40_close_and_stall_mid_transfer() {
         let proxy = Proxy::start(srv.addr(), Fault::StallAfter(300_000));
         let mut cfg = cfg_for(&srv, None, None);
         cfg.io_timeout = Some(Duration::from_secs(2));
-        let mut s = Session::connect(proxy.addr(), cfg).unwrap();
+        let s = Session::connect(proxy.addr(), cfg).unwrap();
         let mut ch = s.exec("head -c 5000000 /dev/zero").unwrap();
         let mut buf = vec![0u8; 65536];
         let mut last_ok = Instant::now();
@@ -224,7 +224,7 @@ fn r41_server_stops_reading_while_the_client_writes_100_mib() {
         let proxy = Proxy::start(srv.addr(), Fault::StopReadingClientAfter(16 * 1024));
         let mut cfg = cfg_for(&srv, None, None);
         cfg.io_timeout = Some(Duration::from_secs(2));
-        let mut s = Session::connect(proxy.addr(), cfg).unwrap();
+        let s = Session::connect(proxy.addr(), cfg).unwrap();
         let mut ch = s.exec("cat > /dev/null").unwrap();
         let chunk = vec![0x5a_u8; 1 << 20];
         let rss = vm_rss_kib();
@@ -303,7 +303,7 @@ fn r27_real_tinysshnoneauthd() {
     let _log = ShowLog(&srv);
     let mut cfg = cfg_for(&srv, None, None);
     cfg.credentials.clear();
-    let mut s = Session::connect(srv.addr(), cfg.clone()).expect("none auth accepted by default");
+    let s = Session::connect(srv.addr(), cfg.clone()).expect("none auth accepted by default");
     let mut ch = s.shell().unwrap();
     ch.write_all(b"echo\n").unwrap();
     let (o, _, _) = ch.output().unwrap();
@@ -335,7 +335,7 @@ fn r31_real_sshd_max_sessions_0() {
     let _g = shared();
     let srv = support::sshd(&["MaxSessions 0"]);
     let _log = ShowLog(&srv);
-    let mut s = Session::connect(srv.addr(), cfg_for(&srv, None, None)).unwrap();
+    let s = Session::connect(srv.addr(), cfg_for(&srv, None, None)).unwrap();
     let e = s.exec("true").err().expect("sshd must refuse the channel");
     assert_error(&e, &["ChannelOpenFailed"], "reason");
 }
@@ -345,7 +345,7 @@ fn r35_real_stderr_after_stdout_closed() {
     let _g = shared();
     for srv in [support::sshd(&[]), support::dropbear(&[])] {
         let _log = ShowLog(&srv);
-        let mut s = Session::connect(srv.addr(), cfg_for(&srv, None, None)).unwrap();
+        let s = Session::connect(srv.addr(), cfg_for(&srv, None, None)).unwrap();
         let (o, e, st) =
             s.exec("echo out; exec 1>&-; sleep 0.3; echo late-stderr >&2; exit 3").unwrap().output().unwrap();
         assert_eq!(o, b"out\n", "{:?}", srv.kind);
@@ -359,7 +359,7 @@ fn r37_real_sshd_client_alive_probes_are_answered() {
     let _g = shared();
     let srv = support::sshd(&["ClientAliveInterval 1", "ClientAliveCountMax 2"]);
     let _log = ShowLog(&srv);
-    let mut s = Session::connect(srv.addr(), cfg_for(&srv, None, None)).unwrap();
+    let s = Session::connect(srv.addr(), cfg_for(&srv, None, None)).unwrap();
     let t = Instant::now();
     let st = s.exec("sleep 3; echo done").unwrap().output().unwrap();
     assert_eq!(st.0, b"done\n");
@@ -380,7 +380,7 @@ fn r40_keepalive_detects_a_silent_server() {
     let mut cfg = cfg_for(&srv, None, None);
     cfg.keepalive_interval = Some(Duration::from_millis(300));
     cfg.keepalive_max = 3;
-    let mut s = Session::connect(proxy.addr(), cfg).unwrap();
+    let s = Session::connect(proxy.addr(), cfg).unwrap();
     let mut ch = s.exec("head -c 5000000 /dev/zero").unwrap();
     let mut buf = vec![0u8; 65536];
     let mut last_ok = Instant::now();

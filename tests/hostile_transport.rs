@@ -74,7 +74,7 @@ fn succeed(steps: Vec<Step>, out: &[u8]) -> ConnRecord {
 fn succeed_with(steps: Vec<Step>, out: &[u8], cfg: Config) -> ConnRecord {
     let srv = FakeServer::start(steps);
     let t = Instant::now();
-    let mut s = match Session::connect(srv.addr(), cfg) {
+    let s = match Session::connect(srv.addr(), cfg) {
         Ok(s) => s,
         Err(e) => panic!("connect failed: {e}; server: {:?}", srv.conns()),
     };
@@ -833,7 +833,7 @@ fn r19_rsa_signature_algorithm_must_match_the_negotiated_one() {
     o.host_key_algs = vec!["rsa-sha2-256".into()];
     // Control: a correct rsa-sha2-256 signature works.
     let srv = FakeServer::with_key(script(vec![banner(), Step::Kex(o.clone())], b"rsa\n"), rsa.clone());
-    let mut s = Session::connect(srv.addr(), config_pinned(&rsa)).unwrap();
+    let s = Session::connect(srv.addr(), config_pinned(&rsa)).unwrap();
     assert_eq!(s.exec("x").unwrap().output().unwrap().0, b"rsa\n");
     drop(s);
     drop(srv);
@@ -1000,7 +1000,7 @@ fn r22_big_ignore_and_hostile_debug_are_harmless() {
     ];
     steps.extend(tail(b"d\n", 0).into_iter().skip(1));
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let info = s.info().unwrap();
     assert!(!info.banner.contains('\x1b'), "{:?}", info.banner);
     assert_eq!(s.exec("x").unwrap().output().unwrap().0, b"d\n");
@@ -1066,7 +1066,7 @@ fn r23_disconnect_in_every_phase_with_hostile_text() {
     steps.push(Step::Packet(disconnect(2, b"bye\x07")));
     steps.push(Step::Hang);
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let err = s.exec("x").and_then(|c| c.output()).unwrap_err();
     assert_error(&err, &["Disconnected"], "reason 2");
     drop(s);
@@ -1104,12 +1104,12 @@ fn rekey_session(initial: KexOpts, rekeys: Vec<KexOpts>) -> (ConnRecord, u32) {
     }
     steps.extend([Step::ExitStatus(0), Step::Eof, Step::ChannelClose]);
     let srv = FakeServer::start(steps);
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
-    let sid = s.client().transport().session_id().unwrap().to_vec();
+    let s = Session::connect(srv.addr(), config()).unwrap();
+    let sid = s.info().unwrap().session_id;
     let (o, _, st) = s.exec("x").and_then(|c| c.output()).unwrap_or_else(|e| panic!("{e}: {:?}", srv.conns()));
     assert_eq!(st, Some(ExitStatus::Code(0)));
     assert!(o.iter().all(|&b| b == b'x'));
-    assert_eq!(s.client().transport().session_id().unwrap(), &sid[..], "session id changed");
+    assert_eq!(s.info().unwrap().session_id, sid, "session id changed");
     let info = s.info().unwrap();
     assert_eq!(info.strict_kex, initial_strict);
     let count = info.kex_count;
@@ -1202,7 +1202,7 @@ fn r24_client_initiated_rekey_and_collision() {
     let srv = FakeServer::start(steps);
     let mut cfg = config();
     cfg.rekey.bytes = 256 * 1024;
-    let mut s = Session::connect(srv.addr(), cfg).unwrap();
+    let s = Session::connect(srv.addr(), cfg).unwrap();
     let mut ch = s.exec("cat").unwrap();
     ch.write_all(&vec![b'k'; N]).unwrap();
     assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(0)));
@@ -1261,7 +1261,7 @@ fn r26_rekey_while_the_client_is_sending() {
     ];
     let srv = FakeServer::start(steps);
     let data: Vec<u8> = (0..N).map(|i| (i * 7 % 251) as u8).collect();
-    let mut s = Session::connect(srv.addr(), config()).unwrap();
+    let s = Session::connect(srv.addr(), config()).unwrap();
     let mut ch = s.exec("cat > /dev/null").unwrap();
     ch.write_all(&data).unwrap();
     let st = ch.wait().unwrap_or_else(|e| {
@@ -1315,7 +1315,7 @@ fn zz_fd_and_thread_baseline() {
         drop(srv);
         // A full session.
         let srv = FakeServer::start(script(vec![banner(), kex()], b"z"));
-        let mut s = Session::connect(srv.addr(), config()).unwrap();
+        let s = Session::connect(srv.addr(), config()).unwrap();
         assert_eq!(s.exec("x").unwrap().output().unwrap().0, b"z");
         s.close();
         // Disconnect mid-command.
@@ -1327,7 +1327,7 @@ fn zz_fd_and_thread_baseline() {
             Step::AcceptExec,
             Step::Close,
         ]);
-        let mut s = Session::connect(srv.addr(), config()).unwrap();
+        let s = Session::connect(srv.addr(), config()).unwrap();
         let mut ch = s.exec("x").unwrap();
         let mut b = [0u8; 10];
         assert!(ch.read(&mut b).is_err() || ch.read(&mut b).is_err());

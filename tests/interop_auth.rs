@@ -57,7 +57,7 @@ fn password_config(srv: &Server, password: &str) -> Config {
 
 /// Log in and prove the session works: `whoami` must print the test user.
 fn login_ok(srv: &Server, cfg: Config, what: &str) -> Session {
-    let mut s = match Session::connect(srv.addr(), cfg) {
+    let s = match Session::connect(srv.addr(), cfg) {
         Ok(s) => s,
         Err(e) => panic!("{what}: login to {:?} failed: {e} ({e:?})", srv.kind),
     };
@@ -380,7 +380,7 @@ fn tinysshd_none_auth_allowed() {
     let _log = ShowLog(&srv);
     let cfg = base_config(&srv); // no credentials at all; allow_none_auth defaults to true
     assert!(cfg.allow_none_auth);
-    let mut s = match Session::connect(srv.addr(), cfg) {
+    let s = match Session::connect(srv.addr(), cfg) {
         Ok(s) => s,
         Err(e) => panic!("none auth: {e:?}"),
     };

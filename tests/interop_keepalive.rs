@@ -12,7 +12,7 @@ fn keepalives_are_answered_during_a_quiet_command() {
     cfg.credentials.push(Credential::password(support::PASSWORD));
     cfg.keepalive_interval = Some(Duration::from_millis(200));
     cfg.keepalive_max = 2;
-    let mut s = Session::connect(srv.addr(), cfg).unwrap_or_else(|e| panic!("{e}\n{}", srv.log()));
+    let s = Session::connect(srv.addr(), cfg).unwrap_or_else(|e| panic!("{e}\n{}", srv.log()));
     s.keepalive(Duration::from_secs(5)).unwrap();
     let t = Instant::now();
     // Two seconds of silence: ten keepalives go out and each is answered.

@@ -286,3 +286,60 @@ fn host_key_mismatch_dropbear_and_tinysshd() {
     }
     assert!(!db.log().contains("auth succeeded") && !db.log().contains("Bad password"), "dropbear saw auth traffic");
 }
+
+// ---------------------------------------------------------------------------------------
+// require_strict_kex (Terrapin, CVE-2023-48795)
+// ---------------------------------------------------------------------------------------
+
+fn key_config() -> Config {
+    let mut cfg = Config::new(support::USER);
+    let key = sshbridge::PrivateKey::from_bytes(&support::user_keys().bytes("ed25519.openssh"), None).unwrap();
+    cfg.credentials.push(Credential::key(key));
+    cfg
+}
+
+/// TinySSH 20230101 has no strict key exchange: refused before authentication when it is
+/// required, still accepted by default. sshd and Dropbear (Debian's, patched) offer it.
+#[test]
+fn require_strict_kex_refuses_a_server_without_it() {
+    support::ensure_env();
+    let tiny = support::tinysshd();
+    let _log = ShowLog(&tiny);
+    let mut cfg = key_config();
+    cfg.require_strict_kex = true;
+    let (e, took) = connect_err(tiny.addr(), cfg);
+    assert!(matches!(e, Error::Refused(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("strict key exchange") && text.contains("CVE-2023-48795"), "{text}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Without the requirement the same server works.
+    let s = Session::connect(tiny.addr(), key_config()).unwrap();
+    assert!(!s.info().unwrap().strict_kex);
+    let (out, _, _) = s.exec("echo ok").unwrap().output().unwrap();
+    assert_eq!(out, b"ok\n");
+    for srv in [support::sshd(&[]), support::dropbear(&[])] {
+        let _log = ShowLog(&srv);
+        let mut cfg = key_config();
+        cfg.require_strict_kex = true;
+        let s = Session::connect(srv.addr(), cfg).unwrap_or_else(|e| panic!("{:?}: {e}", srv.kind));
+        assert!(s.info().unwrap().strict_kex, "{:?}", srv.kind);
+        let (out, _, _) = s.exec("echo ok").unwrap().output().unwrap();
+        assert_eq!(out, b"ok\n", "{:?}", srv.kind);
+    }
+}
+
+/// The connection socket has TCP keepalive on by default (OpenSSH's TCPKeepAlive yes), and off
+/// when the configuration says so.
+#[test]
+fn tcp_keepalive_is_on_by_default() {
+    support::ensure_env();
+    let srv = support::sshd(&[]);
+    for (on, want) in [(true, true), (false, false)] {
+        let sock = std::net::TcpStream::connect(srv.addr()).unwrap();
+        let probe = sock.try_clone().unwrap();
+        let mut cfg = config();
+        cfg.tcp_keepalive = on;
+        let _s = Session::handshake(sock, cfg).unwrap();
+        assert_eq!(sshbridge::runtime::sys::tcp_keepalive(&probe).unwrap(), want);
+    }
+}

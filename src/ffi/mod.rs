@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::auth::Credential;
+use crate::connection::{OpenKind, Request};
 use crate::error::Error;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::runtime::session::{Config, Session};
-use crate::runtime::worker::{self, CloseMode, Shared, WorkerCtx};
+use crate::runtime::stdio::{CloseMode, Shared, StdioBridge};
 
 /// Size of `db_error`, terminating NUL included.
 pub const CYG_DROPBEAR_MAX_ERROR: usize = 256;
@@ -37,7 +38,7 @@ pub struct DropInSettings {
     pub auth_timeout: Duration,
     /// How long `cyg_dropbear_ssh_close(h, 1)` waits for the remote command to exit (60 s).
     pub close_wait_timeout: Duration,
-    /// keepalive@openssh.com after this much server silence (default off) ...
+    /// keepalive@openssh.com after this much server silence (default 15 s; `None`: off) ...
     pub keepalive_interval: Option<Duration>,
     /// ... and the session is declared dead after this many unanswered ones (default 3).
     pub keepalive_max: u32,
@@ -49,8 +50,8 @@ impl DropInSettings {
         handshake_timeout: Duration::from_secs(30),
         auth_timeout: Duration::from_secs(30),
         close_wait_timeout: Duration::from_secs(60),
-        keepalive_interval: None,
-        keepalive_max: 3,
+        keepalive_interval: Some(crate::client::DEFAULT_KEEPALIVE_INTERVAL),
+        keepalive_max: crate::client::DEFAULT_KEEPALIVE_MAX,
     };
 }
 
@@ -114,8 +115,8 @@ const _: () = {
 
 /// What `db_private` points to.
 struct Connection {
-    thread: Option<std::thread::JoinHandle<()>>,
-    wake: UnixStream,
+    /// The connection (its driver thread runs the socketpair bridge).
+    session: Session,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -233,12 +234,12 @@ unsafe fn config_from(auth: &cyg_dropbear_authenticate) -> Result<Config, Error>
 
 /// Extension to the eCos API: set the process-wide timeouts and keepalive used by connections
 /// made afterwards, in milliseconds. A negative value leaves that setting as it is;
-/// `keepalive_interval_ms` 0 turns keepalive off (the default), otherwise keepalive@openssh.com
+/// `keepalive_interval_ms` 0 turns keepalive off, otherwise keepalive@openssh.com
 /// is sent after that much server silence and the session is declared dead (EOF on the sockets,
 /// an error in `db_error`) after `keepalive_max` unanswered ones. Zero connect, handshake or
 /// close-wait timeouts, or a zero `keepalive_max` with keepalive on, are refused. Returns 1 on
 /// success, 0 (nothing changed) otherwise. Defaults: connect 10000, handshake 30000,
-/// close-wait 60000, keepalive off, max 3.
+/// close-wait 60000, keepalive 15000, max 3 (a frozen server is detected in about 60 s).
 #[no_mangle]
 pub extern "C" fn sshbridge_set_timeouts(
     connect_ms: c_int,
@@ -299,31 +300,21 @@ fn connect_inner(
         // SAFETY: non-NULL and NUL-terminated per the contract.
         Some(unsafe { CStr::from_ptr(command) }.to_bytes().to_vec())
     };
-    let mut session = Session::connect(addr, cfg)?;
-    let channel = session.start_id(command.as_deref())?;
-    let (sock, client) = session.into_parts()?;
+    let session = Session::connect(addr, cfg)?;
+    let start = match command {
+        Some(c) => Request::Exec(c),
+        None => Request::Shell,
+    };
+    let channel = session.open_id(&OpenKind::Session, Some(start))?;
     let (app_io, worker_io) = UnixStream::pair()?;
     let (app_err, worker_err) = UnixStream::pair()?;
     for s in [&app_io, &worker_io] {
         crate::runtime::sys::set_send_buffer(s, SOCKETPAIR_BUFFER);
     }
-    let (wake_tx, wake_rx) = UnixStream::pair()?;
-    wake_tx.set_nonblocking(true)?;
     let shared = Arc::new(Mutex::new(Shared::default()));
-    let ctx = WorkerCtx { sock, client, channel, stdio: worker_io, stderr: worker_err, wake: wake_rx, shared: shared.clone() };
-    let guard_shared = shared.clone();
-    let thread = std::thread::Builder::new()
-        .name("sshbridge-worker".into())
-        .spawn(move || {
-            if catch_unwind(AssertUnwindSafe(|| worker::run(ctx))).is_err() {
-                // The worker's sockets were dropped during unwinding: the application sees EOF.
-                let mut sh = guard_shared.lock();
-                sh.error.get_or_insert(Error::internal("worker thread panicked"));
-                sh.finished = true;
-            }
-        })
-        .map_err(|e| Error::internal(format!("cannot start worker thread: {e}")))?;
-    let conn = Box::new(Connection { thread: Some(thread), wake: wake_tx, shared });
+    // The connection's one thread (its driver) takes the bridge over from here.
+    session.attach(Box::new(StdioBridge::new(channel, worker_io, worker_err, shared.clone())));
+    let conn = Box::new(Connection { session, shared });
     h.db_stdin_stdout = OwnedFd::from(app_io).into_raw_fd();
     h.db_stderr = OwnedFd::from(app_err).into_raw_fd();
     h.db_private = Box::into_raw(conn).cast();
@@ -408,18 +399,21 @@ fn close_inner(h: &mut cyg_dropbear_cli_handle, wait: bool) {
     }
     // SAFETY: db_private was made by Box::into_raw in connect and is taken exactly once
     // (replaced by NULL above).
-    let mut conn = unsafe { Box::from_raw(p.cast::<Connection>()) };
-    {
-        let mut sh = conn.shared.lock();
-        sh.close = Some(if wait { CloseMode::Wait(Instant::now() + drop_in_settings().close_wait_timeout) } else { CloseMode::NoWait });
-    }
-    use std::io::Write;
-    let _ = (&conn.wake).write(&[1]);
+    let conn = unsafe { Box::from_raw(p.cast::<Connection>()) };
+    conn.shared.lock().close =
+        Some(if wait { CloseMode::Wait(Instant::now() + drop_in_settings().close_wait_timeout) } else { CloseMode::NoWait });
+    let Connection { session, shared } = *conn;
+    session.shared().wake();
     if wait {
-        if let Some(t) = conn.thread.take() {
-            let _ = t.join();
+        // The bridge is bounded by the close-wait deadline; the driver ends when it is done.
+        let sh = session.shared();
+        let mut g = sh.lock();
+        while !shared.lock().finished && !g.finished {
+            sh.wait(&mut g, Some(Instant::now() + Duration::from_millis(200)));
         }
-        let sh = conn.shared.lock();
+        drop(g);
+        drop(session); // the last handle: the driver says goodbye and is joined
+        let sh = shared.lock();
         h.db_exitcode = match &sh.exit {
             Some(st) => st.shell_code(),
             None => -1,
@@ -427,9 +421,11 @@ fn close_inner(h: &mut cyg_dropbear_cli_handle, wait: bool) {
         if let Some(e) = &sh.error {
             set_error(h, &e.to_string());
         }
+    } else {
+        // The driver finishes the bridge (within 5 s) and ends by itself.
+        session.detach();
+        drop(session);
     }
-    // Dropping the JoinHandle of a running thread detaches it; it releases its own resources.
-    drop(conn);
     for fd in [&mut h.db_stdin_stdout, &mut h.db_stderr] {
         if *fd >= 0 {
             // SAFETY: these descriptors were created by connect and handed to the application,

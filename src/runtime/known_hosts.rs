@@ -12,6 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::client::Client;
 use crate::error::Error;
 use crate::keys::known_hosts;
 use crate::keys::PublicKey;
@@ -227,6 +228,29 @@ pub(crate) fn rewrite(r: &Rewrite) -> Result<(), Error> {
         drop(f);
     }
     Ok(())
+}
+
+/// Carry out what the core asks (called by the connection's driver after each batch of
+/// input): record a host trusted on first use, rewrite files for UpdateHostKeys. A file that
+/// cannot be written is logged, not fatal (as in OpenSSH).
+pub(crate) fn carry_out(c: &mut Client) {
+    if let Some((record, warnings)) = c.take_host_key_actions() {
+        for w in &warnings {
+            log::warn!(target: "sshbridge", "known_hosts: {w}");
+        }
+        if let Some(r) = record {
+            match self::record(&r) {
+                Ok(()) => log::info!(target: "sshbridge", "permanently added {} ({}) to {}", r.name, r.key.key_type(), r.path.display()),
+                Err(e) => log::warn!(target: "sshbridge", "failed to add {} to {}: {e}", r.name, r.path.display()),
+            }
+        }
+    }
+    if let Some(rw) = c.take_known_hosts_update() {
+        match rewrite(&rw) {
+            Ok(()) => log::info!(target: "sshbridge", "UpdateHostKeys: {} now has {} keys", rw.name, rw.keys.len()),
+            Err(e) => log::warn!(target: "sshbridge", "UpdateHostKeys failed: {e}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,13 @@
 //! The I/O edge: the only code that touches sockets, threads, the clock and the OS random
-//! generator. `session` is the blocking Rust API; `sys` wraps the system calls.
+//! generator. `driver` is the one thread per connection; `session`, `channel` and `forward`
+//! are the blocking Rust API's handles; `stdio` is the C API's socketpair bridge; `sys` wraps
+//! the system calls.
 
+pub mod channel;
+pub mod config;
+pub mod driver;
+pub mod forward;
 pub mod known_hosts;
 pub mod session;
-pub mod worker;
+pub mod stdio;
 pub mod sys;

@@ -78,6 +78,42 @@ pub fn set_send_buffer(fd: &impl std::os::fd::AsRawFd, bytes: usize) {
     }
 }
 
+/// Turn on TCP keepalive (SO_KEEPALIVE) so the kernel notices a peer that vanished.
+pub fn set_tcp_keepalive(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int for the duration of the call and its size is passed with it;
+    // setsockopt does not keep the pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether SO_KEEPALIVE is on (for tests).
+pub fn tcp_keepalive(fd: &impl std::os::fd::AsRawFd) -> io::Result<bool> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live locals; getsockopt writes at most `len` bytes into `v`.
+    let rc = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, (&mut v as *mut libc::c_int).cast(), &mut len)
+    };
+    if rc == 0 {
+        Ok(v != 0)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Block asynchronous signals in the calling (worker) thread so the application's handlers run
 /// on its own threads, and SIGPIPE can never be delivered here.
 pub fn block_signals_in_this_thread() {

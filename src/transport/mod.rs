@@ -118,6 +118,10 @@ pub struct Transport {
     kex_started_at: Instant,
     kex_count: u32,
     strict_seen: bool,
+    /// Refuse a server whose first KEXINIT lacks the strict-kex marker.
+    require_strict: bool,
+    /// Hex dumps of payloads at trace level (never of authentication requests).
+    log_payloads: bool,
     server_sig_algs: Option<Vec<String>>,
 }
 
@@ -166,12 +170,23 @@ impl Transport {
             kex_started_at: now,
             kex_count: 0,
             strict_seen: false,
+            require_strict: false,
+            log_payloads: false,
             server_sig_algs: None,
         };
         t.out.extend_from_slice(CLIENT_IDENT.as_bytes());
         t.out.extend_from_slice(b"\r\n");
         t.send_kexinit();
         t
+    }
+
+    /// Refuse servers without strict key exchange (checked on their first KEXINIT).
+    pub fn set_require_strict(&mut self, on: bool) {
+        self.require_strict = on;
+    }
+    /// Log packet payloads as hex at trace level (`Config::log_payloads`).
+    pub fn set_log_payloads(&mut self, on: bool) {
+        self.log_payloads = on;
     }
 
     // ----- getters -----
@@ -256,6 +271,7 @@ impl Transport {
     /// Seal one packet whose payload is `parts` joined, built in place in the output buffer.
     fn seal_parts(&mut self, parts: &[&[u8]]) {
         let len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+        crate::logging::packet("send", self.tx_seq, parts, self.log_payloads);
         let start = self.sealer.begin(&mut self.out, len);
         for p in parts {
             self.out.extend_from_slice(p);
@@ -344,6 +360,16 @@ impl Transport {
         if due {
             self.send_kexinit();
         }
+    }
+
+    /// Start a key re-exchange now if none is running (RFC 4253 section 9). Returns whether
+    /// one was started.
+    pub fn rekey_now(&mut self) -> bool {
+        if !matches!(self.kex, KexState::Idle) || !self.keys_in_place {
+            return false;
+        }
+        self.send_kexinit();
+        true
     }
 
     /// When `maybe_rekey` next needs to run for the time limit.
@@ -456,6 +482,7 @@ impl Transport {
                     Error::internal("payload range")
                 }
             })?;
+            crate::logging::packet("recv", seq, &[self.inbuf.get(range.clone()).unwrap_or_default()], self.log_payloads);
             match gate(&self.gate_state(), n) {
                 Verdict::Reject(e) => return Err(e),
                 Verdict::Ignore => continue,
@@ -516,6 +543,13 @@ impl Transport {
             self.strict_seen = self.strict;
             if self.strict && seq != 0 {
                 return Err(Error::StrictKex(format!("server KEXINIT was packet {seq}, not the first")));
+            }
+            if self.require_strict && !self.strict {
+                return Err(Error::Refused(
+                    "the server does not offer strict key exchange (kex-strict-s-v00@openssh.com), which \
+                     require_strict_kex demands against the Terrapin attack (CVE-2023-48795)"
+                        .into(),
+                ));
             }
         }
         if matches!(self.kex, KexState::Idle) {
@@ -584,6 +618,7 @@ impl Transport {
         key.verify(negotiated.host_key, &h, signature)
             .map_err(|e| Error::crypto(format!("server's exchange-hash signature ({}) is invalid: {e}", negotiated.host_key)))?;
         if self.host_key.is_none() {
+            log::info!(target: "sshbridge", "server host key {} {}", key.key_type(), key.fingerprint());
             // The key proved itself by signing the exchange hash: now judge whether it is the
             // host's, before NEWKEYS and so before any credential can be sent.
             self.decision = Some(self.host_key_check.decide(&key)?);
@@ -633,6 +668,9 @@ impl Transport {
         self.since_kex_packets_rx = 0;
         self.kex_started_at = now;
         self.kex_count = self.kex_count.saturating_add(1);
+        if let Some(n) = &self.negotiated {
+            crate::logging::negotiated(n, self.kex_count, self.strict);
+        }
         self.flush_queue();
         Ok(Event::KexDone { first })
     }

@@ -50,16 +50,30 @@ enum State {
     Done,
 }
 
-/// The client's side of UpdateHostKeys.
+/// The client's side of UpdateHostKeys, and the once-only hand-over of what the host key
+/// decision asks the runtime to do.
 #[derive(Default)]
 pub struct HostKeysUpdate {
     state: State,
     ready: Option<Rewrite>,
     /// Why the update stopped, for tests and logs.
     pub note: Option<String>,
+    /// The decision's record and warnings were handed out.
+    decision_taken: bool,
 }
 
 impl HostKeysUpdate {
+    /// Once the host key was judged: the line to record (trust on first use) and the warnings,
+    /// handed out once.
+    pub fn take_decision(&mut self, t: &Transport) -> Option<(Option<super::Record>, Vec<String>)> {
+        if self.decision_taken {
+            return None;
+        }
+        let d = t.host_key_decision()?;
+        self.decision_taken = true;
+        Some((d.record.clone(), d.warnings.clone()))
+    }
+
     /// The edit to carry out, once.
     pub fn take(&mut self) -> Option<Rewrite> {
         self.ready.take()

@@ -25,6 +25,10 @@ pub enum Fault {
     },
     /// Forward this many server-to-client bytes, then nothing more (TCP stays open).
     StallAfter(usize),
+    /// Forward server-to-client bytes for this long after the connection was accepted, then
+    /// nothing more (TCP stays open; the client's bytes still reach the server): a frozen
+    /// server, a dead NAT mapping.
+    StallAfterTime(Duration),
     /// Forward this many server-to-client bytes, then close both connections.
     CloseAfter(usize),
     /// Forward this many client-to-server bytes, then stop reading from the client.
@@ -133,9 +137,17 @@ impl Pipe {
     fn run(&self, mut from: TcpStream, mut to: TcpStream, down: bool, counter: &AtomicUsize) {
         let mut pos = 0usize;
         let mut buf = vec![0u8; 32 * 1024];
+        let started = std::time::Instant::now();
         loop {
             if self.stopped() {
                 return;
+            }
+            if let (Fault::StallAfterTime(d), true) = (self.fault, down) {
+                if started.elapsed() >= d {
+                    self.fired.store(true, Ordering::SeqCst);
+                    self.idle_until_stop();
+                    return;
+                }
             }
             // How much may pass before the fault point in this direction.
             let limit = match (self.fault, down) {

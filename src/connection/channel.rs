@@ -1,7 +1,10 @@
-//! Session channels, RFC 4254 sections 5 and 6: open, exec or shell (6.5), data and stderr as
+//! One channel of the connection protocol, RFC 4254 sections 5, 6 and 7, for either role:
+//! open (5.1; `session` and `direct-tcpip` outbound, any kind inbound), data and stderr as
 //! extended data type 1 (5.2), both flow-control windows and the peer's maximum packet, EOF and
-//! CLOSE in both directions (5.3), exit-status and exit-signal (6.10), and failure answers to
-//! requests we do not know (4, 5.4).
+//! CLOSE in both directions (5.3), channel requests with their replies matched in order (5.4):
+//! pty-req (6.2), env (6.4), exec / shell / subsystem (6.5), window-change (6.7), signal
+//! (6.9), exit-status and exit-signal (6.10), and failure answers to requests we do not know.
+//! Buffers are bounded by the window we advertise.
 
 use std::collections::VecDeque;
 
@@ -59,27 +62,123 @@ pub fn signal_number(name: &str) -> i32 {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChanState {
-    /// CHANNEL_OPEN sent.
+    /// CHANNEL_OPEN sent, no answer yet.
     Opening,
-    /// Open; the exec/shell request is waiting for its answer.
-    Requesting,
-    /// The command runs.
+    /// Open: data and requests flow.
     Open,
-    /// We sent CLOSE; the server's CLOSE has not arrived yet.
+    /// We sent CLOSE; the peer's CLOSE has not arrived yet.
     Closing,
     /// Both CLOSEs exchanged (or the open failed).
     Closed,
 }
 
-/// What happened to a channel, reported to the client.
+/// What happened to a channel, reported to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelEvent {
-    /// The server accepted the command or shell.
+    /// The peer confirmed the open.
+    Opened,
+    /// The peer accepted the command, shell or subsystem.
     Started,
     Failed(Error),
     Eof,
     Closed,
 }
+
+/// What a channel is opened for (RFC 4254 sections 6.1 and 7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenKind {
+    Session,
+    /// A TCP connection from the server to `host:port`, on behalf of `origin`.
+    DirectTcpip { host: String, port: u32, origin_host: String, origin_port: u32 },
+}
+
+impl OpenKind {
+    fn name(&self) -> &'static str {
+        match self {
+            OpenKind::Session => "session",
+            OpenKind::DirectTcpip { .. } => "direct-tcpip",
+        }
+    }
+    fn extra(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        if let OpenKind::DirectTcpip { host, port, origin_host, origin_port } = self {
+            w.str(host).u32(*port).str(origin_host).u32(*origin_port);
+        }
+        w.into_vec()
+    }
+}
+
+/// A channel request of ours (RFC 4254 section 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The command as bytes (section 6.5: no character set is implied).
+    Exec(Vec<u8>),
+    Shell,
+    Subsystem(String),
+    Env { name: String, value: String },
+    /// Terminal type, size in characters and pixels, encoded terminal modes (section 8).
+    Pty { term: String, cols: u32, rows: u32, width_px: u32, height_px: u32, modes: Vec<u8> },
+    WindowChange { cols: u32, rows: u32, width_px: u32, height_px: u32 },
+    /// Signal name without "SIG" (section 6.9).
+    Signal(String),
+}
+
+impl Request {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Exec(_) => "exec",
+            Request::Shell => "shell",
+            Request::Subsystem(_) => "subsystem",
+            Request::Env { .. } => "env",
+            Request::Pty { .. } => "pty-req",
+            Request::WindowChange { .. } => "window-change",
+            Request::Signal(_) => "signal",
+        }
+    }
+    /// window-change and signal are sent without want_reply (sections 6.7, 6.9).
+    pub fn want_reply(&self) -> bool {
+        !matches!(self, Request::WindowChange { .. } | Request::Signal(_))
+    }
+    /// exec, shell and subsystem start the channel's program.
+    pub fn starts(&self) -> bool {
+        matches!(self, Request::Exec(_) | Request::Shell | Request::Subsystem(_))
+    }
+    fn data(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            Request::Exec(c) => {
+                w.string(c);
+            }
+            Request::Shell => {}
+            Request::Subsystem(n) | Request::Signal(n) => {
+                w.str(n);
+            }
+            Request::Env { name, value } => {
+                w.str(name).str(value);
+            }
+            Request::Pty { term, cols, rows, width_px, height_px, modes } => {
+                w.str(term).u32(*cols).u32(*rows).u32(*width_px).u32(*height_px).string(modes);
+            }
+            Request::WindowChange { cols, rows, width_px, height_px } => {
+                w.u32(*cols).u32(*rows).u32(*width_px).u32(*height_px);
+            }
+        }
+        w.into_vec()
+    }
+    fn refused(&self) -> Error {
+        Error::ChannelRequestFailed(match self {
+            Request::Exec(c) => format!("server refused to run command {:?}", sanitize(c)),
+            Request::Shell => "server refused to start a shell".to_string(),
+            Request::Subsystem(n) => format!("server refused subsystem {:?}", sanitize(n.as_bytes())),
+            Request::Env { name, .. } => format!("server refused environment variable {:?}", sanitize(name.as_bytes())),
+            Request::Pty { .. } => "server refused to allocate a pseudo-terminal".to_string(),
+            other => format!("server refused {}", other.kind()),
+        })
+    }
+}
+
+/// Results of answered requests kept for their owner; older ones are dropped past this.
+const MAX_RESULTS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 enum Sink {
@@ -93,11 +192,9 @@ pub struct Channel {
     pub local_id: u32,
     remote_id: u32,
     pub state: ChanState,
-    /// The command as bytes (RFC 4254 section 6.5: no character set is implied).
-    command: Option<Vec<u8>>,
     remote_window: u32,
     remote_max_packet: u32,
-    /// What the server may still send us.
+    /// What the peer may still send us.
     local_window: u32,
     /// Consumed by the application and not yet given back with WINDOW_ADJUST.
     unacked: u32,
@@ -108,21 +205,29 @@ pub struct Channel {
     pub close_received: bool,
     pub close_sent: bool,
     pub exit: Option<ExitStatus>,
-    /// want_reply requests of ours waiting for an answer.
-    pending_replies: u32,
-    /// `close` was called before the server confirmed the open.
+    /// The open failed (OPEN_FAILURE), or the start request was refused.
+    pub error: Option<Error>,
+    /// exec / shell / subsystem accepted.
+    pub started: bool,
+    /// Sent on confirmation: the start request of `Client::open_session(command)`.
+    auto_start: Option<Request>,
+    /// want_reply requests of ours waiting for an answer, in order: (ticket, request).
+    pending: VecDeque<(u64, Request)>,
+    /// Answers not yet collected by their owner.
+    results: VecDeque<(u64, Result<(), Error>)>,
+    next_ticket: u64,
+    /// `close` was called before the peer confirmed the open.
     close_requested: bool,
+    /// The owner (an application handle) is gone: the table may drop the channel once closed.
+    pub released: bool,
 }
 
 impl Channel {
-    /// Open a session channel; `command` None asks for a shell.
-    pub fn open(local_id: u32, command: Option<Vec<u8>>, t: &mut Transport) -> Channel {
-        t.send_msg(&Msg::ChannelOpen { kind: "session", sender: local_id, window: WINDOW, max_packet: MAX_PACKET, extra: &[] });
+    fn new(local_id: u32, state: ChanState) -> Channel {
         Channel {
             local_id,
             remote_id: 0,
-            state: ChanState::Opening,
-            command,
+            state,
             remote_window: 0,
             remote_max_packet: 0,
             local_window: WINDOW,
@@ -134,9 +239,40 @@ impl Channel {
             close_received: false,
             close_sent: false,
             exit: None,
-            pending_replies: 0,
+            error: None,
+            started: false,
+            auto_start: None,
+            pending: VecDeque::new(),
+            results: VecDeque::new(),
+            next_ticket: 1,
             close_requested: false,
+            released: false,
         }
+    }
+
+    /// Open a channel of `kind`; `start` is sent as soon as the peer confirms.
+    pub fn open(local_id: u32, kind: &OpenKind, start: Option<Request>, t: &mut Transport) -> Channel {
+        let extra = kind.extra();
+        t.send_msg(&Msg::ChannelOpen { kind: kind.name(), sender: local_id, window: WINDOW, max_packet: MAX_PACKET, extra: &extra });
+        let mut ch = Channel::new(local_id, ChanState::Opening);
+        ch.auto_start = start;
+        ch
+    }
+
+    /// Accept a channel the peer opened (sends the confirmation).
+    pub fn accept(local_id: u32, remote_id: u32, window: u32, max_packet: u32, t: &mut Transport) -> Channel {
+        t.send_msg(&Msg::ChannelOpenConfirmation {
+            recipient: remote_id,
+            sender: local_id,
+            window: WINDOW,
+            max_packet: MAX_PACKET,
+            extra: &[],
+        });
+        let mut ch = Channel::new(local_id, ChanState::Open);
+        ch.remote_id = remote_id;
+        ch.remote_window = window;
+        ch.remote_max_packet = max_packet;
+        ch
     }
 
     /// Handle a connection-protocol message addressed to this channel.
@@ -154,17 +290,22 @@ impl Channel {
                     self.remote_id = sender;
                     self.remote_window = window;
                     self.remote_max_packet = max_packet;
+                    self.state = ChanState::Open;
                     if self.close_requested {
                         self.close(t);
                         return Ok(None);
                     }
-                    self.state = ChanState::Requesting;
-                    self.send_start_request(t);
-                    Ok(None)
+                    if let Some(req) = self.auto_start.take() {
+                        self.request(req, t)?;
+                        return Ok(None);
+                    }
+                    Ok(Some(ChannelEvent::Opened))
                 }
                 Msg::ChannelOpenFailure { reason, description, .. } => {
                     self.state = ChanState::Closed;
-                    Ok(Some(ChannelEvent::Failed(Error::ChannelOpenFailed { reason, description: sanitize(description) })))
+                    let e = Error::ChannelOpenFailed { reason, description: sanitize(description) };
+                    self.error = Some(e.clone());
+                    Ok(Some(ChannelEvent::Failed(e)))
                 }
                 other => Err(Error::protocol(format!("{} on a channel that is not open yet", short(&other)))),
             };
@@ -200,6 +341,10 @@ impl Channel {
                     self.close_sent = true;
                 }
                 self.state = ChanState::Closed;
+                // Requests still waiting will never be answered.
+                while let Some((ticket, req)) = self.pending.pop_front() {
+                    self.push_result(ticket, Err(Error::ChannelRequestFailed(format!("channel closed before the {} request was answered", req.kind()))));
+                }
                 Ok(Some(ChannelEvent::Closed))
             }
             Msg::ChannelRequest { kind, want_reply, data, .. } => {
@@ -207,47 +352,69 @@ impl Channel {
                 Ok(None)
             }
             Msg::ChannelSuccess { .. } | Msg::ChannelFailure { .. } => {
-                if self.pending_replies == 0 {
-                    return Err(Error::protocol("channel request reply without a request"));
-                }
-                self.pending_replies -= 1;
-                if self.state == ChanState::Requesting {
-                    if matches!(m, Msg::ChannelSuccess { .. }) {
-                        self.state = ChanState::Open;
-                        return Ok(Some(ChannelEvent::Started));
+                let ok = matches!(m, Msg::ChannelSuccess { .. });
+                let (ticket, req) =
+                    self.pending.pop_front().ok_or_else(|| Error::protocol("channel request reply without a request"))?;
+                let result = if ok { Ok(()) } else { Err(req.refused()) };
+                let mut ev = None;
+                if req.starts() {
+                    if ok {
+                        self.started = true;
+                        ev = Some(ChannelEvent::Started);
+                    } else {
+                        let e = req.refused();
+                        self.error = Some(e.clone());
+                        self.close(t);
+                        ev = Some(ChannelEvent::Failed(e));
                     }
-                    let what = match &self.command {
-                        Some(c) => format!("server refused to run command {:?}", sanitize(c)),
-                        None => "server refused to start a shell".to_string(),
-                    };
-                    self.close(t);
-                    return Ok(Some(ChannelEvent::Failed(Error::ChannelRequestFailed(what))));
                 }
-                Ok(None)
+                self.push_result(ticket, result);
+                Ok(ev)
             }
             other => Err(Error::internal(format!("message {} routed to a channel", short(&other)))),
         }
     }
 
-    fn send_start_request(&mut self, t: &mut Transport) {
-        match &self.command {
-            Some(cmd) => {
-                let mut w = Writer::new();
-                w.string(cmd);
-                t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind: "exec", want_reply: true, data: &w.buf });
-            }
-            None => {
-                t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind: "shell", want_reply: true, data: &[] });
-            }
+    fn push_result(&mut self, ticket: u64, r: Result<(), Error>) {
+        if self.results.len() >= MAX_RESULTS {
+            self.results.pop_front();
         }
-        self.pending_replies += 1;
+        self.results.push_back((ticket, r));
+    }
+
+    /// Send a channel request. Returns the ticket to collect its answer with `take_result`
+    /// (None when it wants no reply).
+    pub fn request(&mut self, req: Request, t: &mut Transport) -> Result<Option<u64>, Error> {
+        if self.state != ChanState::Open || self.close_sent {
+            return Err(Error::ChannelRequestFailed(format!("{} on a channel that is not open", req.kind())));
+        }
+        let want_reply = req.want_reply();
+        t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind: req.kind(), want_reply, data: &req.data() });
+        if !want_reply {
+            return Ok(None);
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        self.pending.push_back((ticket, req));
+        Ok(Some(ticket))
+    }
+
+    /// The answer to request `ticket`, once it arrived.
+    pub fn take_result(&mut self, ticket: u64) -> Option<Result<(), Error>> {
+        let i = self.results.iter().position(|(t, _)| *t == ticket)?;
+        self.results.remove(i).map(|(_, r)| r)
+    }
+
+    /// Whether the start request (exec/shell/subsystem) has been answered either way.
+    pub fn start_settled(&self) -> bool {
+        self.started || self.error.is_some() || self.state == ChanState::Closed
     }
 
     fn on_data(&mut self, data: &[u8], sink: Sink, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
         let len = u32::try_from(data.len()).map_err(|_| Error::protocol("data too long"))?;
         if len > self.local_window {
             return Err(Error::protocol(format!(
-                "server sent {len} bytes with only {} left in our window",
+                "peer sent {len} bytes with only {} left in our window",
                 self.local_window
             )));
         }
@@ -305,7 +472,7 @@ impl Channel {
         Ok(())
     }
 
-    /// Give `n` consumed bytes back to the server's window when enough have gathered.
+    /// Give `n` consumed bytes back to the peer's window when enough have gathered.
     fn ack(&mut self, n: u32, t: &mut Transport) {
         self.unacked = self.unacked.saturating_add(n);
         if self.unacked >= WINDOW / 4 && !self.close_sent {
@@ -317,9 +484,9 @@ impl Channel {
 
     // ----- what the application does -----
 
-    /// Bytes the application may send now (the server's window, if the line is free).
+    /// Bytes the application may send now (the peer's window, if the line is free).
     pub fn writable(&self, t: &Transport) -> usize {
-        if self.state != ChanState::Open || self.eof_sent || !t.can_send() {
+        if self.state != ChanState::Open || self.eof_sent || self.close_sent || !t.can_send() {
             0
         } else {
             self.remote_window as usize
@@ -342,23 +509,25 @@ impl Channel {
 
     /// Our side will send no more data (RFC 4254 section 5.3).
     pub fn send_eof(&mut self, t: &mut Transport) {
-        if !self.eof_sent && !self.close_sent && matches!(self.state, ChanState::Open | ChanState::Requesting) {
+        if !self.eof_sent && !self.close_sent && self.state == ChanState::Open {
             t.send_msg(&Msg::ChannelEof { recipient: self.remote_id });
             self.eof_sent = true;
         }
     }
 
-    /// Close our side; the channel is done when the server's CLOSE arrives.
+    /// Close our side; the channel is done when the peer's CLOSE arrives.
     pub fn close(&mut self, t: &mut Transport) {
-        if self.state == ChanState::Opening {
-            self.close_requested = true; // closed when the confirmation arrives
-            return;
+        match self.state {
+            ChanState::Opening => self.close_requested = true, // closed when the confirmation arrives
+            ChanState::Closed => {}
+            ChanState::Open | ChanState::Closing => {
+                if !self.close_sent {
+                    t.send_msg(&Msg::ChannelClose { recipient: self.remote_id });
+                    self.close_sent = true;
+                }
+                self.state = if self.close_received { ChanState::Closed } else { ChanState::Closing };
+            }
         }
-        if !self.close_sent {
-            t.send_msg(&Msg::ChannelClose { recipient: self.remote_id });
-            self.close_sent = true;
-        }
-        self.state = if self.close_received { ChanState::Closed } else { ChanState::Closing };
     }
 
     pub fn stdout_len(&self) -> usize {
@@ -439,11 +608,12 @@ mod tests {
 
     fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
         let mut t = transport();
-        let mut ch = Channel::open(0, Some(b"cmd".to_vec()), &mut t);
+        let mut ch = Channel::open(0, &OpenKind::Session, Some(Request::Exec(b"cmd".to_vec())), &mut t);
         assert_eq!(ch.state, ChanState::Opening);
         let conf = Msg::ChannelOpenConfirmation { recipient: 0, sender: 9, window, max_packet, extra: &[] };
         assert_eq!(ch.handle(conf, &mut t).unwrap(), None);
-        assert_eq!(ch.state, ChanState::Requesting);
+        assert_eq!(ch.state, ChanState::Open);
+        assert!(!ch.started);
         assert_eq!(ch.handle(Msg::ChannelSuccess { recipient: 0 }, &mut t).unwrap(), Some(ChannelEvent::Started));
         (ch, t)
     }
@@ -503,7 +673,7 @@ mod tests {
     #[test]
     fn max_packet_zero_and_second_confirmation_rejected() {
         let mut t = transport();
-        let mut ch = Channel::open(0, None, &mut t);
+        let mut ch = Channel::open(0, &OpenKind::Session, Some(Request::Shell), &mut t);
         let conf = Msg::ChannelOpenConfirmation { recipient: 0, sender: 1, window: 10, max_packet: 0, extra: &[] };
         assert!(ch.handle(conf, &mut t).is_err());
         let (mut ch, mut t) = started(10, 10);

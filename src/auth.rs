@@ -103,6 +103,11 @@ impl Auth {
         }
     }
 
+    /// Send no password (nor keyboard-interactive answer): the host key is not trusted.
+    pub fn forbid_passwords(&mut self) {
+        self.attempts.retain(|a| matches!(a, Attempt::Key(_) | Attempt::KeyAlg(..)));
+    }
+
     /// The server's USERAUTH_BANNER text so far, sanitized.
     pub fn banner(&self) -> &str {
         &self.banner

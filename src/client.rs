@@ -16,6 +16,7 @@ use crate::gate::Service;
 use crate::msg::Msg;
 use crate::random::Random;
 use crate::transport::{Event as TEvent, HostKeyCheck, RekeyLimits, Transport};
+use crate::trust::update::{self, HostKeysUpdate};
 
 /// Everything the core needs to know to connect and authenticate.
 #[derive(Clone, Debug)]
@@ -96,6 +97,8 @@ pub struct Client {
     last_heard: Instant,
     /// Keepalives sent since then.
     unanswered: u32,
+    /// UpdateHostKeys (OpenSSH PROTOCOL 2.5), `crate::trust::update`.
+    host_keys_update: HostKeysUpdate,
 }
 
 impl Client {
@@ -116,6 +119,7 @@ impl Client {
             keepalive,
             last_heard: now,
             unanswered: 0,
+            host_keys_update: HostKeysUpdate::default(),
         }
     }
 
@@ -240,7 +244,8 @@ impl Client {
     fn fail_on(&mut self, r: Result<(), Error>) -> Result<(), Error> {
         if let Err(e) = r {
             if self.phase != Phase::Dead {
-                let text = e.to_string();
+                // A host key refusal names local files: the server is told no more than that.
+                let text = if matches!(e, Error::HostKeyRejected(_)) { "host key rejected".into() } else { e.to_string() };
                 self.t.disconnect(e.disconnect_reason(), text.get(..text.len().min(200)).unwrap_or(""));
             }
             self.fail(e.clone());
@@ -261,6 +266,9 @@ impl Client {
         while let Some(ev) = self.t.poll(now)? {
             match ev {
                 TEvent::KexDone { first: true } => {
+                    if self.t.host_key_decision().is_some_and(|d| d.untrusted) {
+                        self.auth.forbid_passwords(); // a changed key accepted under Strict::No
+                    }
                     self.t.send_msg(&Msg::ServiceRequest { name: "ssh-userauth" });
                     self.t.set_service(Service::Requested);
                 }
@@ -299,6 +307,12 @@ impl Client {
                 }
                 Ok(())
             }
+            Msg::GlobalRequest { name, data, .. } if name == update::HOSTKEYS => {
+                // UpdateHostKeys (crate::trust::update); the connection layer still answers.
+                self.host_keys_update.on_announce(data, &mut self.t, self.conn.pending_globals());
+                self.conn.handle(m, &mut self.t)
+            }
+            Msg::RequestSuccess { .. } | Msg::RequestFailure if self.host_keys_update.on_reply(&m, &self.t) => Ok(()),
             Msg::GlobalRequest { .. }
             | Msg::RequestSuccess { .. }
             | Msg::RequestFailure
@@ -435,6 +449,17 @@ impl Client {
 
     pub fn exit_status(&self, id: ChannelId) -> Option<&ExitStatus> {
         self.channel(id).and_then(|c| c.exit.as_ref())
+    }
+
+    /// What the host key decision asks of the runtime, once: a known_hosts line to record and
+    /// warnings.
+    pub fn take_host_key_actions(&mut self) -> Option<(Option<crate::trust::Record>, Vec<String>)> {
+        self.host_keys_update.take_decision(&self.t)
+    }
+
+    /// The known_hosts edit UpdateHostKeys asks for, once (the runtime carries it out).
+    pub fn take_known_hosts_update(&mut self) -> Option<update::Rewrite> {
+        self.host_keys_update.take()
     }
 
     // ----- global requests -----

@@ -973,3 +973,45 @@ pub fn client_session(data: &[u8]) {
 pub fn record_session(data: &[u8]) -> Vec<u8> {
     run_session(data).map(|o| o.record).unwrap_or_default()
 }
+
+/// A client through a real key exchange (the fixed Ed25519 host key, strict KEX) and a "none"
+/// authentication with the harness's server, for unit tests of what follows authentication.
+#[cfg(test)]
+pub(crate) struct Connected {
+    pub(crate) client: Client,
+    srv: EmuServer,
+}
+
+#[cfg(test)]
+impl Connected {
+    pub(crate) fn new(check: HostKeyCheck) -> Connected {
+        let now = Instant::now();
+        let mut cfg = ClientConfig::new(CLIENT_USER);
+        cfg.host_key_check = check;
+        cfg.prefs = fixed_prefs();
+        let mut client = Client::new(cfg, Box::new(FuzzRng::new(0xc2)), now);
+        let mut srv = EmuServer::new(Suite::pick(0), true, false, now);
+        let ok = srv.send_raw(&mut client, format!("{SERVER_IDENT}\r\n").as_bytes()) && srv.key_exchange(&mut client);
+        assert!(ok, "key exchange with the harness failed: {:?}", client.error());
+        let mut k = Connected { client, srv };
+        k.send(&Msg::ServiceAccept { name: "ssh-userauth" }.encode());
+        k.send(&Msg::UserauthSuccess.encode());
+        assert_eq!(k.client.phase(), Phase::Connected, "{:?}", k.client.error());
+        let _ = k.received();
+        k
+    }
+
+    /// Seal a payload to the client; false if the client died.
+    pub(crate) fn send(&mut self, payload: &[u8]) -> bool {
+        self.srv.send(&mut self.client, payload)
+    }
+
+    /// The payloads the client sent since the last call.
+    pub(crate) fn received(&mut self) -> Vec<Vec<u8>> {
+        self.srv.client_packets()
+    }
+
+    pub(crate) fn session_id(&self) -> Vec<u8> {
+        self.srv.session_id.clone().unwrap_or_default()
+    }
+}

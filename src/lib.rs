@@ -21,6 +21,7 @@ pub mod msg;
 pub mod random;
 pub mod runtime;
 pub mod transport;
+pub mod trust;
 pub mod wire;
 
 pub use algs::{Cipher, Kex, Mac, Preferences, SigAlg};
@@ -30,5 +31,7 @@ pub use error::{Error, Result};
 pub use keys::{KeyKind, PrivateKey, PublicKey};
 pub use runtime::channel::{Channel, Output};
 pub use runtime::forward::{LocalForward, RemoteForward};
+pub use runtime::known_hosts::HostAddr;
 pub use runtime::session::{Config, Session, SessionInfo};
+pub use trust::{HostKeyPolicy, HostKeyQuery, KnownHosts, Strict};
 pub use transport::RekeyLimits;

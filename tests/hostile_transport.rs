@@ -771,7 +771,9 @@ fn r17_malformed_host_key_blobs() {
     for (what, blob) in blobs {
         let o = KexOpts::default().with_fault(KexFault::HostKeyBlob(blob));
         let (e, el, rec) = fail(vec![banner(), Step::Kex(o), Step::Hang]);
-        assert!(matches!(e, Error::HostKeyRejected(_) | Error::Protocol(_)), "{what}: {e}");
+        // A blob that still parses as a key fails the exchange-hash signature (Crypto), which is
+        // checked before the host key is judged (issue 10, rule 6).
+        assert!(matches!(e, Error::HostKeyRejected(_) | Error::Protocol(_) | Error::Crypto(_)), "{what}: {e}");
         assert_sane_text(&e.to_string());
         assert!(el < PROMPT, "{what}");
         no_auth_sent(&rec);

@@ -155,6 +155,11 @@ impl Connection {
         self.global("keepalive@openssh.com", &[], GlobalKind::Keepalive, t);
     }
 
+    /// Global requests of ours (any kind) waiting for their answer.
+    pub fn pending_globals(&self) -> u32 {
+        u32::try_from(self.globals.len()).unwrap_or(u32::MAX)
+    }
+
     /// Keepalives sent and not yet answered.
     pub fn pending_keepalives(&self) -> u32 {
         let n = self.globals.iter().filter(|(_, k)| *k == GlobalKind::Keepalive).count();
@@ -332,7 +337,7 @@ mod tests {
         t.queued_payloads()
     }
 
-    fn forwarded_open(sender: u32, addr: &str, port: u32) -> Vec<u8> {
+    fn forwarded_open(addr: &str, port: u32) -> Vec<u8> {
         let mut w = Writer::new();
         w.str(addr).u32(port).str("192.0.2.7").u32(5555);
         w.into_vec()
@@ -349,7 +354,7 @@ mod tests {
     fn forwarded_tcpip_only_for_a_forward_we_asked_for() {
         let mut t = transport();
         let mut c = Connection::new(Role::Client, 8);
-        let extra = forwarded_open(7, "127.0.0.1", 4000);
+        let extra = forwarded_open("127.0.0.1", 4000);
         c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 7, window: 100, max_packet: 100, extra: &extra }, &mut t).unwrap();
         assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((7, 1)));
         assert_eq!(c.channel_count(), 0);
@@ -364,7 +369,7 @@ mod tests {
         assert_eq!((inc.origin_addr.as_str(), inc.origin_port), ("192.0.2.7", 5555));
         assert_eq!(c.channel(inc.id).map(|ch| ch.state), Some(ChanState::Open));
         // Another port, a session, x11: refused.
-        let other = forwarded_open(8, "127.0.0.1", 4001);
+        let other = forwarded_open("127.0.0.1", 4001);
         for (kind, extra) in [("forwarded-tcpip", &other[..]), ("session", &[][..]), ("x11", &[][..])] {
             c.handle(Msg::ChannelOpen { kind, sender: 8, window: 100, max_packet: 100, extra }, &mut t).unwrap();
             assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((8, 1)), "{kind}");
@@ -404,7 +409,7 @@ mod tests {
         let ticket = c.tcpip_forward("", 1, &mut t);
         c.handle(Msg::RequestSuccess { data: &[] }, &mut t).unwrap();
         assert!(c.take_global_result(ticket).unwrap().is_ok());
-        let extra = forwarded_open(3, "", 1);
+        let extra = forwarded_open("", 1);
         c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 3, window: 10, max_packet: 10, extra: &extra }, &mut t).unwrap();
         assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((3, 4)));
         // Both CLOSEs exchanged and the owner gone: the slot is free again.

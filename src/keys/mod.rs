@@ -23,6 +23,7 @@ mod generate;
 mod openssh;
 mod pem;
 mod private;
+pub mod known_hosts;
 mod public;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::algs::Preferences;
 use crate::auth::Credential;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::transport::{Negotiated, RekeyLimits};
+use crate::trust::HostKeyPolicy;
 
 /// Connection settings for the blocking API.
 #[derive(Clone, Debug)]
@@ -16,8 +17,15 @@ pub struct Config {
     pub user: String,
     /// Tried in order.
     pub credentials: Vec<Credential>,
-    /// Pinned host keys; empty accepts any host key (no verification).
+    /// Pinned host keys: shorthand for `HostKeyPolicy::Pinned`; with the default policy
+    /// (`AcceptAny`) an empty list accepts any host key (no verification).
     pub host_keys: Vec<PublicKey>,
+    /// How the host key is judged: pinned keys, known_hosts files, an application verifier, or
+    /// `AcceptAny` (the default, today's behaviour with no `host_keys`).
+    pub host_key_policy: HostKeyPolicy,
+    /// Look the host key up (and record it) under this name instead of the host connected to
+    /// (OpenSSH's HostKeyAlias).
+    pub host_key_alias: Option<String>,
     /// Algorithm preferences (restrict with `Preferences::restrict`).
     pub algorithms: Preferences,
     pub rekey: RekeyLimits,
@@ -60,6 +68,8 @@ impl Config {
             user: user.into(),
             credentials: Vec::new(),
             host_keys: Vec::new(),
+            host_key_policy: HostKeyPolicy::AcceptAny,
+            host_key_alias: None,
             algorithms: Preferences::default(),
             rekey: RekeyLimits::default(),
             connect_timeout: Duration::from_secs(10),

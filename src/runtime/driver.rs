@@ -17,6 +17,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::client::{Client, Phase};
 use crate::error::Error;
+use crate::runtime::known_hosts;
 use crate::runtime::sys::{self, Ready};
 
 /// Network bytes asked for per read(2): the first reads are small, so an idle session keeps a
@@ -343,6 +344,8 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
         }
         // Channel events are state in the channels; the queue only needs emptying.
         while core.client.poll_event().is_some() {}
+        // known_hosts writes the host key decision and UpdateHostKeys ask for.
+        known_hosts::carry_out(&mut core.client);
         let mut start = 2;
         for (b, n) in bridges.iter_mut().zip(spans.iter()) {
             b.ready(&mut core.client, ready.get(start..start + n).unwrap_or_default());

@@ -8,6 +8,7 @@ pub mod config;
 pub mod driver;
 pub mod forward;
 pub mod keygen;
+pub mod known_hosts;
 pub mod session;
 pub mod stdio;
 pub mod sys;

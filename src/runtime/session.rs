@@ -38,7 +38,7 @@ use crate::keys::PublicKey;
 use crate::runtime::channel::Channel;
 use crate::runtime::driver::{self, Bridge, Core, Shared};
 use crate::runtime::sys::{self, OsRandom};
-use crate::transport::HostKeyCheck;
+use crate::runtime::known_hosts::{self, HostAddr};
 
 pub use crate::runtime::config::{Config, SessionInfo};
 
@@ -87,17 +87,27 @@ pub fn tcp_connect(addr: impl ToSocketAddrs, timeout: Duration) -> Result<TcpStr
 }
 
 impl Session {
-    /// Connect, exchange keys, verify the host key, authenticate.
-    pub fn connect(addr: impl ToSocketAddrs, config: Config) -> Result<Session, Error> {
-        let sock = tcp_connect(addr, config.connect_timeout)?;
-        Session::handshake(sock, config)
+    /// Connect, exchange keys, verify the host key, authenticate. The host key is looked up
+    /// under the name given (`"name:port"`), or the address for a socket address.
+    pub fn connect(addr: impl HostAddr, config: Config) -> Result<Session, Error> {
+        let target = addr.host_port();
+        let sock = tcp_connect(&addr, config.connect_timeout)?;
+        Session::handshake_to(sock, config, target)
     }
 
-    /// The same over a TCP stream the caller connected.
+    /// The same over a TCP stream the caller connected (host keys are looked up under the
+    /// peer's address, or `host_key_alias`).
     pub fn handshake(sock: TcpStream, config: Config) -> Result<Session, Error> {
+        let target = sock.peer_addr().ok().and_then(|a| a.host_port());
+        Session::handshake_to(sock, config, target)
+    }
+
+    fn handshake_to(sock: TcpStream, config: Config, target: Option<(String, u16)>) -> Result<Session, Error> {
         if config.user.is_empty() {
             return Err(Error::bad_argument("user name is empty"));
         }
+        let host_key_check =
+            known_hosts::host_key_check(&config.host_key_policy, &config.host_keys, config.host_key_alias.as_deref(), target)?;
         let deadline = Instant::now() + config.handshake_timeout;
         sock.set_nodelay(true)?;
         if config.tcp_keepalive {
@@ -106,7 +116,7 @@ impl Session {
         let cc = ClientConfig {
             user: config.user,
             credentials: config.credentials,
-            host_key_check: HostKeyCheck { pinned: config.host_keys },
+            host_key_check,
             prefs: config.algorithms,
             rekey: config.rekey,
             allow_none_auth: config.allow_none_auth,
@@ -178,6 +188,12 @@ impl Session {
             kex_count: t.kex_count(),
             session_id: t.session_id()?.to_vec(),
         })
+    }
+
+    /// Host trust warnings: malformed known_hosts lines (skipped), a changed key accepted
+    /// under `Strict::No`. (Files that could not be written are logged.)
+    pub fn host_key_warnings(&self) -> Vec<String> {
+        self.lock().client.transport().host_key_decision().map(|d| d.warnings.clone()).unwrap_or_default()
     }
 
     /// The connection's fatal error, once it died.

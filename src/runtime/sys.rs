@@ -1,4 +1,5 @@
 //! The operating-system edge: poll(2) with EINTR retry, signal masking for worker threads,
+//! flock(2) on known_hosts files,
 //! and the OS random generator. The only `unsafe` outside `ffi/` lives here.
 #![allow(unsafe_code)]
 
@@ -137,6 +138,17 @@ impl Random for OsRandom {
         // The kernel's generator does not fail once seeded; retry rather than hand out zeros.
         while getrandom::fill(buf).is_err() {
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Hold an exclusive flock(2) on `file` until it is closed, waiting for other holders (threads
+/// and processes). EINTR is retried.
+pub fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
+    loop {
+        match file.lock() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
         }
     }
 }

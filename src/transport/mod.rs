@@ -21,6 +21,7 @@ use crate::kex::{derive_key, exchange_hash, HashInput, KexPending};
 use crate::keys::PublicKey;
 use crate::msg::{self, Msg};
 use crate::random::Random;
+use crate::trust::Decision;
 use ident::{IdentReader, IdentResult, CLIENT_IDENT};
 pub use negotiate::Negotiated;
 use negotiate::{client_kexinit, negotiate, server_guess_wrong, STRICT_S};
@@ -39,29 +40,9 @@ impl Default for RekeyLimits {
     }
 }
 
-/// How the server's host key is checked.
-#[derive(Debug, Clone, Default)]
-pub struct HostKeyCheck {
-    /// Accept only these keys; empty accepts any key (the eCos API's documented behaviour when
-    /// no host key is given).
-    pub pinned: Vec<PublicKey>,
-}
-
-impl HostKeyCheck {
-    fn check(&self, offered: &PublicKey) -> Result<(), Error> {
-        if self.pinned.is_empty() || self.pinned.iter().any(|k| k == offered) {
-            return Ok(());
-        }
-        let expected: Vec<String> =
-            self.pinned.iter().map(|k| format!("{} {}", k.key_type(), k.fingerprint())).collect();
-        Err(Error::HostKeyRejected(format!(
-            "host key mismatch: server offered {} {}, expected {}",
-            offered.key_type(),
-            offered.fingerprint(),
-            expected.join(" or ")
-        )))
-    }
-}
+/// How the server's host key is checked: pinned keys, known_hosts or an application verifier
+/// (`crate::trust`), decided once the exchange-hash signature verified.
+pub use crate::trust::HostKeyCheck;
 
 /// What `poll` hands upward.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,6 +106,8 @@ pub struct Transport {
     ignore_next_kex_packet: bool,
     session_id: Option<Vec<u8>>,
     host_key: Option<PublicKey>,
+    /// What the host key check decided (first exchange), for the layers above.
+    decision: Option<Decision>,
     negotiated: Option<Negotiated>,
     queued: VecDeque<Vec<u8>>,
     service: Service,
@@ -151,11 +134,8 @@ impl Transport {
         now: Instant,
     ) -> Transport {
         let mut prefs = prefs;
-        // Pinned key types go first, so that the server presents the key we can check.
-        if !host_key_check.pinned.is_empty() {
-            let pinned_types: Vec<String> = host_key_check.pinned.iter().map(|k| k.key_type().to_string()).collect();
-            prefs.host_key.sort_by_key(|a| !pinned_types.iter().any(|t| t == a.key_type()));
-        }
+        // Known key types go first, so that the server presents the key we can check.
+        host_key_check.order(&mut prefs.host_key);
         let mut t = Transport {
             prefs,
             host_key_check,
@@ -180,6 +160,7 @@ impl Transport {
             ignore_next_kex_packet: false,
             session_id: None,
             host_key: None,
+            decision: None,
             negotiated: None,
             queued: VecDeque::new(),
             service: Service::Requested,
@@ -224,6 +205,17 @@ impl Transport {
     }
     pub fn host_key(&self) -> Option<&PublicKey> {
         self.host_key.as_ref()
+    }
+    /// The host key check, and what it decided about the first exchange's key.
+    pub fn host_key_check(&self) -> &HostKeyCheck {
+        &self.host_key_check
+    }
+    pub fn host_key_decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+    /// Our algorithm preferences (the host-key list as ordered for this host).
+    pub fn preferences(&self) -> &Preferences {
+        &self.prefs
     }
     pub fn server_sig_algs(&self) -> Option<&[String]> {
         self.server_sig_algs.as_deref()
@@ -605,15 +597,14 @@ impl Transport {
                 negotiated.host_key
             )));
         }
-        match &self.host_key {
-            Some(first) if *first != key => {
+        if let Some(first) = &self.host_key {
+            if *first != key {
                 return Err(Error::HostKeyRejected(format!(
                     "host key changed during re-exchange: was {}, now {}",
                     first.fingerprint(),
                     key.fingerprint()
-                )))
+                )));
             }
-            _ => self.host_key_check.check(&key)?,
         }
         let client_value = pending.client_value.clone();
         let k = pending.finish(value)?;
@@ -634,6 +625,9 @@ impl Transport {
             .map_err(|e| Error::crypto(format!("server's exchange-hash signature ({}) is invalid: {e}", negotiated.host_key)))?;
         if self.host_key.is_none() {
             log::info!(target: "sshbridge", "server host key {} {}", key.key_type(), key.fingerprint());
+            // The key proved itself by signing the exchange hash: now judge whether it is the
+            // host's, before NEWKEYS and so before any credential can be sent.
+            self.decision = Some(self.host_key_check.decide(&key)?);
             self.host_key = Some(key);
         }
         let session_id = self.session_id.get_or_insert_with(|| h.clone()).clone();

@@ -408,6 +408,42 @@ static int c_log(void)
     return baseline_again();
 }
 
+/* known_hosts from C: accept-new records a line ssh-keygen -F finds; strict refuses an unknown
+ * host and a changed key, each with its class. */
+static int c_known_hosts(void)
+{
+    char dir[] = "/tmp/sshbridge-exttest-XXXXXX";
+    CHECK(mkdtemp(dir), "mkdtemp");
+    char file[256], cmd[512], out[64];
+    snprintf(file, sizeof file, "%s/known_hosts", dir);
+    int port = port_of("SSHD"), code;
+    cyg_dropbear_cli_handle h;
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_set_known_hosts(o, file, 99) == SSHBRIDGE_E_INVALID, "mode 99 accepted");
+    CHECK(sshbridge_options_set_known_hosts(o, file, SSHBRIDGE_HOSTKEY_STRICT) == 0, "strict");
+    CHECK(run("127.0.0.1", "SSHD", o, "true", out, sizeof out, &code, &h) == SSHBRIDGE_E_HOSTKEY_UNKNOWN,
+          "unknown host under strict: %d %s", sshbridge_error_code(&h), h.db_error);
+    CHECK(sshbridge_options_set_known_hosts(o, file, SSHBRIDGE_HOSTKEY_ACCEPT_NEW) == 0, "accept-new");
+    CHECK(run("127.0.0.1", "SSHD", o, "echo first", out, sizeof out, &code, &h) == 0 && strcmp(out, "first\n") == 0,
+          "accept-new: %s", h.db_error);
+    snprintf(cmd, sizeof cmd, "ssh-keygen -F '[127.0.0.1]:%d' -f %s >/dev/null", port, file);
+    CHECK(system(cmd) == 0, "ssh-keygen -F does not find the recorded host");
+    CHECK(sshbridge_options_set_known_hosts(o, file, SSHBRIDGE_HOSTKEY_STRICT) == 0, "strict 2");
+    CHECK(run("127.0.0.1", "SSHD", o, "echo again", out, sizeof out, &code, &h) == 0, "known host: %s", h.db_error);
+    /* Another key under the same name: a changed key. */
+    FILE *f = fopen(file, "w");
+    CHECK(f, "rewrite");
+    fprintf(f, "[127.0.0.1]:%d %s\n", port, cfg("DROPBEAR_HOST_RSA_KEY_PUB"));
+    fclose(f);
+    CHECK(run("127.0.0.1", "SSHD", o, "true", out, sizeof out, &code, &h) == SSHBRIDGE_E_HOSTKEY_CHANGED &&
+              strstr(h.db_error, "CHANGED"),
+          "changed key: %d %s", sshbridge_error_code(&h), h.db_error);
+    sshbridge_options_free(o);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "rm");
+    return baseline_again();
+}
+
 struct tcase {
     const char *name;
     int (*fn)(void);
@@ -416,7 +452,7 @@ struct tcase {
 static const struct tcase CASES[] = {
     { "options_refused", c_options_refused }, { "hostname_info", c_hostname_info }, { "env_pty", c_env_pty },
     { "conn_many", c_conn_many },             { "conn_forward", c_conn_forward },   { "error_codes", c_error_codes },
-    { "log", c_log },
+    { "log", c_log },                         { "known_hosts", c_known_hosts },
 };
 
 int main(int argc, char **argv)

@@ -83,6 +83,14 @@ typedef enum {
    Not available in this build or setup.
    */
   SSHBRIDGE_E_UNSUPPORTED = -13,
+  /*
+   The server's host key is marked @revoked in known_hosts.
+   */
+  SSHBRIDGE_E_HOSTKEY_REVOKED = -14,
+  /*
+   The host key was refused otherwise (unusable, or by a verifier).
+   */
+  SSHBRIDGE_E_HOSTKEY = -15,
 } sshbridge_code;
 
 /*
@@ -186,6 +194,18 @@ int sshbridge_options_set_keepalive(sshbridge_options *o, int interval_ms, int m
  `list` is NUL-terminated.
  */
 int sshbridge_options_set_algorithms(sshbridge_options *o, int kind, const char *list);
+
+/*
+ Judge the server's host key by an OpenSSH known_hosts file: `path` (NULL: the user's
+ `~/.ssh/known_hosts` and the system files), `mode` `SSHBRIDGE_HOSTKEY_STRICT` (unknown and
+ changed keys refused), `_ACCEPT_NEW` (trust on first use, changed keys refused) or
+ `_ACCEPT_ANY` (OpenSSH's `StrictHostKeyChecking no`: new keys recorded, a changed key
+ accepted without trust, so no password is sent). Not together with pinned host keys.
+
+ # Safety
+ `path` NULL or NUL-terminated.
+ */
+int sshbridge_options_set_known_hosts(sshbridge_options *o, const char *path, int mode);
 
 /*
  Refuse servers without strict key exchange (Terrapin, CVE-2023-48795); `on` 0 or 1.

@@ -23,6 +23,7 @@ use crate::logging::LogSink;
 use crate::runtime::config::Config;
 use crate::runtime::forward::StreamBridge;
 use crate::runtime::session::Session;
+use crate::trust::{HostKeyPolicy, KnownHosts, Strict};
 
 /// Results of the extended API: 0 success, negative an error class (also `sshbridge_error_code`).
 #[repr(C)]
@@ -58,6 +59,10 @@ pub enum sshbridge_code {
     SSHBRIDGE_E_INTERNAL = -12,
     /// Not available in this build or setup.
     SSHBRIDGE_E_UNSUPPORTED = -13,
+    /// The server's host key is marked @revoked in known_hosts.
+    SSHBRIDGE_E_HOSTKEY_REVOKED = -14,
+    /// The host key was refused otherwise (unusable, or by a verifier).
+    SSHBRIDGE_E_HOSTKEY = -15,
 }
 
 /// `sshbridge_options_set_known_hosts` modes.
@@ -96,14 +101,17 @@ pub const SSHBRIDGE_E_ALGORITHM: c_int = sshbridge_code::SSHBRIDGE_E_ALGORITHM a
 pub const SSHBRIDGE_E_CRYPTO: c_int = sshbridge_code::SSHBRIDGE_E_CRYPTO as c_int;
 pub const SSHBRIDGE_E_INTERNAL: c_int = sshbridge_code::SSHBRIDGE_E_INTERNAL as c_int;
 pub const SSHBRIDGE_E_UNSUPPORTED: c_int = sshbridge_code::SSHBRIDGE_E_UNSUPPORTED as c_int;
+pub const SSHBRIDGE_E_HOSTKEY_REVOKED: c_int = sshbridge_code::SSHBRIDGE_E_HOSTKEY_REVOKED as c_int;
+pub const SSHBRIDGE_E_HOSTKEY: c_int = sshbridge_code::SSHBRIDGE_E_HOSTKEY as c_int;
 
 /// The class of an error.
 pub fn code_of(e: &Error) -> c_int {
     match e {
         Error::BadArgument(_) => SSHBRIDGE_E_INVALID,
+        Error::HostKeyRejected(m) if m.contains("REVOKED") => SSHBRIDGE_E_HOSTKEY_REVOKED,
         Error::HostKeyRejected(m) if m.contains("CHANGED") || m.contains("mismatch") => SSHBRIDGE_E_HOSTKEY_CHANGED,
-        Error::HostKeyRejected(m) if m.contains("not known") || m.contains("unknown") => SSHBRIDGE_E_HOSTKEY_UNKNOWN,
-        Error::HostKeyRejected(_) => SSHBRIDGE_E_HOSTKEY_CHANGED,
+        Error::HostKeyRejected(m) if m.contains("host key is known for") => SSHBRIDGE_E_HOSTKEY_UNKNOWN,
+        Error::HostKeyRejected(_) => SSHBRIDGE_E_HOSTKEY,
         Error::AuthFailed { .. } => SSHBRIDGE_E_AUTH,
         Error::Timeout(_) => SSHBRIDGE_E_TIMEOUT,
         Error::Refused(_) | Error::ChannelOpenFailed { .. } | Error::ChannelRequestFailed(_) => SSHBRIDGE_E_REFUSED,
@@ -140,6 +148,7 @@ pub struct sshbridge_options {
     algorithms: [Option<String>; 4],
     log: Option<LogSink>,
     require_strict_kex: bool,
+    known_hosts: Option<KnownHosts>,
 }
 
 /// One SSH connection for many commands and forwards.
@@ -320,6 +329,34 @@ pub unsafe extern "C" fn sshbridge_options_set_algorithms(o: *mut sshbridge_opti
     })
 }
 
+/// Judge the server's host key by an OpenSSH known_hosts file: `path` (NULL: the user's
+/// `~/.ssh/known_hosts` and the system files), `mode` `SSHBRIDGE_HOSTKEY_STRICT` (unknown and
+/// changed keys refused), `_ACCEPT_NEW` (trust on first use, changed keys refused) or
+/// `_ACCEPT_ANY` (OpenSSH's `StrictHostKeyChecking no`: new keys recorded, a changed key
+/// accepted without trust, so no password is sent). Not together with pinned host keys.
+///
+/// # Safety
+/// `path` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn sshbridge_options_set_known_hosts(o: *mut sshbridge_options, path: *const c_char, mode: c_int) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (o, path) = unsafe { (opts(o)?, c_string(path, "path")?) };
+        let strict = match mode {
+            1 => Strict::Yes,
+            2 => Strict::AcceptNew,
+            3 => Strict::No,
+            _ => return Err(Error::bad_argument(format!("unknown known_hosts mode {mode}"))),
+        };
+        let kh = match path {
+            Some(p) if !p.is_empty() => KnownHosts::file(p),
+            _ => KnownHosts::user_default(),
+        };
+        o.known_hosts = Some(kh.mode(strict));
+        Ok(SSHBRIDGE_OK)
+    })
+}
+
 /// Refuse servers without strict key exchange (Terrapin, CVE-2023-48795); `on` 0 or 1.
 ///
 /// # Safety
@@ -393,6 +430,12 @@ unsafe fn build(auth: *const cyg_dropbear_authenticate, o: *const sshbridge_opti
         creds.append(&mut cfg.credentials);
         cfg.credentials = creds;
         cfg.host_keys.extend(o.host_keys.iter().cloned());
+        if let Some(kh) = &o.known_hosts {
+            if !cfg.host_keys.is_empty() {
+                return Err(Error::bad_argument("pinned host keys and a known_hosts file together"));
+            }
+            cfg.host_key_policy = HostKeyPolicy::KnownHosts(kh.clone());
+        }
         if let Some(d) = o.connect {
             cfg.connect_timeout = d;
         }

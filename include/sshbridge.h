@@ -208,6 +208,15 @@ int sshbridge_options_set_algorithms(sshbridge_options *o, int kind, const char 
 int sshbridge_options_set_known_hosts(sshbridge_options *o, const char *path, int mode);
 
 /*
+ Record new hosts in known_hosts as hashed names (`|1|salt|hash`, OpenSSH's HashKnownHosts);
+ `on` 0 or 1.
+
+ # Safety
+ `o` is a live options object.
+ */
+int sshbridge_options_hash_known_hosts(sshbridge_options *o, int on);
+
+/*
  Refuse servers without strict key exchange (Terrapin, CVE-2023-48795); `on` 0 or 1.
 
  # Safety

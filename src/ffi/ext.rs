@@ -149,6 +149,7 @@ pub struct sshbridge_options {
     log: Option<LogSink>,
     require_strict_kex: bool,
     known_hosts: Option<KnownHosts>,
+    hash_known_hosts: bool,
 }
 
 /// One SSH connection for many commands and forwards.
@@ -357,6 +358,20 @@ pub unsafe extern "C" fn sshbridge_options_set_known_hosts(o: *mut sshbridge_opt
     })
 }
 
+/// Record new hosts in known_hosts as hashed names (`|1|salt|hash`, OpenSSH's HashKnownHosts);
+/// `on` 0 or 1.
+///
+/// # Safety
+/// `o` is a live options object.
+#[no_mangle]
+pub unsafe extern "C" fn sshbridge_options_hash_known_hosts(o: *mut sshbridge_options, on: c_int) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        unsafe { opts(o)? }.hash_known_hosts = on != 0;
+        Ok(SSHBRIDGE_OK)
+    })
+}
+
 /// Refuse servers without strict key exchange (Terrapin, CVE-2023-48795); `on` 0 or 1.
 ///
 /// # Safety
@@ -434,7 +449,7 @@ unsafe fn build(auth: *const cyg_dropbear_authenticate, o: *const sshbridge_opti
             if !cfg.host_keys.is_empty() {
                 return Err(Error::bad_argument("pinned host keys and a known_hosts file together"));
             }
-            cfg.host_key_policy = HostKeyPolicy::KnownHosts(kh.clone());
+            cfg.host_key_policy = HostKeyPolicy::KnownHosts(kh.clone().hash_new_entries(o.hash_known_hosts));
         }
         if let Some(d) = o.connect {
             cfg.connect_timeout = d;

@@ -444,6 +444,104 @@ static int c_known_hosts(void)
     return baseline_again();
 }
 
+/* A key given only through the options logs in (no password in auth). */
+static int c_identity(void)
+{
+    const char *path = cfg("ID_RSA_FILE");
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    CHECK(f, "no ID_RSA_FILE in the fixture");
+    static char key[16384];
+    size_t n = fread(key, 1, sizeof key, f);
+    fclose(f);
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_add_identity(o, key, (int)n, NULL) == 0, "add_identity");
+    cyg_dropbear_authenticate a;
+    memset(&a, 0, sizeof a);
+    a.db_username = cfg("USERNAME");
+    cyg_dropbear_cli_handle h;
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port_of("SSHD"), &a, "whoami", o) == 1, "key login: %s", h.db_error);
+    sshbridge_options_free(o);
+    char out[64];
+    read_all(h.db_stdin_stdout, out, sizeof out);
+    cyg_dropbear_ssh_close(&h, 1);
+    CHECK(strncmp(out, cfg("USERNAME"), strlen(cfg("USERNAME"))) == 0, "whoami \"%s\"", out);
+    /* Without it the same auth has nothing to offer. */
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port_of("SSHD"), &a, "whoami", NULL) == 0, "login without credentials");
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_AUTH, "code %d: %s", sshbridge_error_code(&h), h.db_error);
+    return baseline_again();
+}
+
+/* A TCP proxy to sshd that stops passing the server's bytes on cue (a frozen server). */
+struct freezer {
+    int listener, upstream_port;
+    volatile int frozen;
+};
+
+static void *freezer_thread(void *arg)
+{
+    struct freezer *f = arg;
+    int c = accept4(f->listener, NULL, NULL, SOCK_CLOEXEC);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)f->upstream_port);
+    if (c < 0 || connect(s, (struct sockaddr *)&sin, sizeof sin) != 0)
+        goto out;
+    char b[65536];
+    for (;;) {
+        struct pollfd p[2] = { { c, POLLIN, 0 }, { f->frozen ? -1 : s, POLLIN, 0 } };
+        if (poll(p, 2, 100) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents) {
+            ssize_t n = read(c, b, sizeof b);
+            if (n <= 0 || send(s, b, (size_t)n, MSG_NOSIGNAL) != n)
+                break;
+        }
+        if (!f->frozen && p[1].revents) {
+            ssize_t n = read(s, b, sizeof b);
+            if (n <= 0 || send(c, b, (size_t)n, MSG_NOSIGNAL) != n)
+                break;
+        }
+    }
+out:
+    if (c >= 0)
+        close(c);
+    close(s);
+    return NULL;
+}
+
+/* The keepalive option: a server that freezes is declared dead in interval x (max + 1). */
+static int c_keepalive(void)
+{
+    struct freezer f = { -1, port_of("SSHD"), 0 };
+    int port;
+    f.listener = listen_loopback(&port);
+    CHECK(f.listener >= 0, "listen");
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, freezer_thread, &f) == 0, "pthread_create");
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_set_keepalive(o, 300, 2) == 0, "keepalive");
+    cyg_dropbear_authenticate a = password_auth();
+    cyg_dropbear_cli_handle h;
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port, &a, "sleep 30", o) == 1, "connect: %s", h.db_error);
+    sshbridge_options_free(o);
+    f.frozen = 1;
+    long t0 = now_ms();
+    char out[64];
+    read_all(h.db_stdin_stdout, out, sizeof out);
+    long eof_ms = now_ms() - t0;
+    cyg_dropbear_ssh_close(&h, 1);
+    pthread_join(t, NULL);
+    close(f.listener);
+    printf("  EOF %ld ms after the freeze (keepalive 300 ms x 2); db_error \"%s\"\n", eof_ms, h.db_error);
+    CHECK(eof_ms < 3000, "no EOF within 3 s of the freeze (%ld ms)", eof_ms);
+    CHECK(h.db_exitcode == -1 && sshbridge_error_code(&h) == SSHBRIDGE_E_TIMEOUT && strstr(h.db_error, "stopped answering"),
+          "exit %d, code %d, \"%s\"", h.db_exitcode, sshbridge_error_code(&h), h.db_error);
+    return baseline_again();
+}
+
 struct tcase {
     const char *name;
     int (*fn)(void);
@@ -452,7 +550,8 @@ struct tcase {
 static const struct tcase CASES[] = {
     { "options_refused", c_options_refused }, { "hostname_info", c_hostname_info }, { "env_pty", c_env_pty },
     { "conn_many", c_conn_many },             { "conn_forward", c_conn_forward },   { "error_codes", c_error_codes },
-    { "log", c_log },                         { "known_hosts", c_known_hosts },
+    { "log", c_log },                         { "known_hosts", c_known_hosts },     { "identity", c_identity },
+    { "keepalive", c_keepalive },
 };
 
 int main(int argc, char **argv)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -542,6 +543,65 @@ static int c_keepalive(void)
     return baseline_again();
 }
 
+/* A server without strict key exchange (a scripted one: banner and a KEXINIT without
+ * kex-strict-s-v00@openssh.com, then silence): refused at once when the options require it. */
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+static void *no_strict_server(void *arg)
+{
+    int l = *(int *)arg, c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return NULL;
+    static const char *lists[10] = { "curve25519-sha256", "ssh-ed25519", "chacha20-poly1305@openssh.com",
+                                     "chacha20-poly1305@openssh.com", "hmac-sha2-256", "hmac-sha2-256", "none", "none", "", "" };
+    unsigned char pkt[1024], *p = pkt + 5;
+    *p++ = 20; /* SSH_MSG_KEXINIT */
+    memset(p, 7, 16), p += 16;
+    for (int i = 0; i < 10; i++) {
+        size_t n = strlen(lists[i]);
+        put32(p, (uint32_t)n), memcpy(p + 4, lists[i], n), p += 4 + n;
+    }
+    *p++ = 0, put32(p, 0), p += 4;
+    size_t payload = (size_t)(p - pkt - 5), pad = 8 - (payload + 5) % 8;
+    if (pad < 4)
+        pad += 8;
+    memset(p, 0, pad), p += pad;
+    put32(pkt, (uint32_t)(1 + payload + pad)), pkt[4] = (unsigned char)pad;
+    const char *banner = "SSH-2.0-nostrict\r\n";
+    if (write(c, banner, strlen(banner)) > 0 && write(c, pkt, (size_t)(p - pkt)) > 0) {
+        char b[4096];
+        while (read(c, b, sizeof b) > 0) {
+        }
+    }
+    close(c);
+    return NULL;
+}
+
+static int c_strict_kex(void)
+{
+    int port, l = listen_loopback(&port);
+    CHECK(l >= 0, "listen");
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, no_strict_server, &l) == 0, "pthread_create");
+    sshbridge_options *o = sshbridge_options_new();
+    CHECK(sshbridge_options_require_strict_kex(o, 1) == 0 && sshbridge_options_set_timeouts(o, 2000, 3000, -1) == 0, "options");
+    cyg_dropbear_authenticate a = password_auth();
+    cyg_dropbear_cli_handle h;
+    long t0 = now_ms();
+    CHECK(sshbridge_connect(&h, "127.0.0.1", port, &a, "true", o) == 0, "a server without strict kex accepted");
+    long took = now_ms() - t0;
+    sshbridge_options_free(o);
+    pthread_join(t, NULL);
+    close(l);
+    printf("  refused after %ld ms: %s\n", took, h.db_error);
+    CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_REFUSED && strstr(h.db_error, "CVE-2023-48795") && took < 1500,
+          "code %d after %ld ms: %s", sshbridge_error_code(&h), took, h.db_error);
+    return baseline_again();
+}
+
 struct tcase {
     const char *name;
     int (*fn)(void);
@@ -551,7 +611,7 @@ static const struct tcase CASES[] = {
     { "options_refused", c_options_refused }, { "hostname_info", c_hostname_info }, { "env_pty", c_env_pty },
     { "conn_many", c_conn_many },             { "conn_forward", c_conn_forward },   { "error_codes", c_error_codes },
     { "log", c_log },                         { "known_hosts", c_known_hosts },     { "identity", c_identity },
-    { "keepalive", c_keepalive },
+    { "keepalive", c_keepalive },             { "strict_kex", c_strict_kex },
 };
 
 int main(int argc, char **argv)

@@ -227,7 +227,9 @@ int sshbridge_options_require_strict_kex(sshbridge_options *o, int on);
 /*
  Send this connection's log lines (debug and above: 1 error, 2 warn, 3 info, 4 debug) to
  `cb(ud, level, line)`, from the connection's thread; `cb` NULL turns it off. Returns
- `SSHBRIDGE_E_UNSUPPORTED` when the program installed its own Rust logger.
+ `SSHBRIDGE_E_UNSUPPORTED` when the program installed its own Rust logger. The callback runs
+ while the connection is busy: it must return quickly and must not call sshbridge functions
+ on the same connection.
 
  # Safety
  `cb` stays callable and `ud` valid for as long as connections made with these options live.

@@ -13,6 +13,8 @@ use crate::msg::Msg;
 use crate::transport::Transport;
 use crate::wire::{Reader, Writer};
 
+pub use super::request::Request;
+
 /// The window we advertise, and the most we buffer per channel.
 pub const WINDOW: u32 = 2 * 1024 * 1024;
 /// The largest data packet we accept (advertised maximum packet size).
@@ -82,6 +84,8 @@ pub enum ChannelEvent {
     Failed(Error),
     Eof,
     Closed,
+    /// The peer asked for something (server role): answer with `answer_request`.
+    Request,
 }
 
 /// What a channel is opened for (RFC 4254 sections 6.1 and 7.2).
@@ -105,75 +109,6 @@ impl OpenKind {
             w.str(host).u32(*port).str(origin_host).u32(*origin_port);
         }
         w.into_vec()
-    }
-}
-
-/// A channel request of ours (RFC 4254 section 6).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// The command as bytes (section 6.5: no character set is implied).
-    Exec(Vec<u8>),
-    Shell,
-    Subsystem(String),
-    Env { name: String, value: String },
-    /// Terminal type, size in characters and pixels, encoded terminal modes (section 8).
-    Pty { term: String, cols: u32, rows: u32, width_px: u32, height_px: u32, modes: Vec<u8> },
-    WindowChange { cols: u32, rows: u32, width_px: u32, height_px: u32 },
-    /// Signal name without "SIG" (section 6.9).
-    Signal(String),
-}
-
-impl Request {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Request::Exec(_) => "exec",
-            Request::Shell => "shell",
-            Request::Subsystem(_) => "subsystem",
-            Request::Env { .. } => "env",
-            Request::Pty { .. } => "pty-req",
-            Request::WindowChange { .. } => "window-change",
-            Request::Signal(_) => "signal",
-        }
-    }
-    /// window-change and signal are sent without want_reply (sections 6.7, 6.9).
-    pub fn want_reply(&self) -> bool {
-        !matches!(self, Request::WindowChange { .. } | Request::Signal(_))
-    }
-    /// exec, shell and subsystem start the channel's program.
-    pub fn starts(&self) -> bool {
-        matches!(self, Request::Exec(_) | Request::Shell | Request::Subsystem(_))
-    }
-    fn data(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        match self {
-            Request::Exec(c) => {
-                w.string(c);
-            }
-            Request::Shell => {}
-            Request::Subsystem(n) | Request::Signal(n) => {
-                w.str(n);
-            }
-            Request::Env { name, value } => {
-                w.str(name).str(value);
-            }
-            Request::Pty { term, cols, rows, width_px, height_px, modes } => {
-                w.str(term).u32(*cols).u32(*rows).u32(*width_px).u32(*height_px).string(modes);
-            }
-            Request::WindowChange { cols, rows, width_px, height_px } => {
-                w.u32(*cols).u32(*rows).u32(*width_px).u32(*height_px);
-            }
-        }
-        w.into_vec()
-    }
-    fn refused(&self) -> Error {
-        Error::ChannelRequestFailed(match self {
-            Request::Exec(c) => format!("server refused to run command {:?}", sanitize(c)),
-            Request::Shell => "server refused to start a shell".to_string(),
-            Request::Subsystem(n) => format!("server refused subsystem {:?}", sanitize(n.as_bytes())),
-            Request::Env { name, .. } => format!("server refused environment variable {:?}", sanitize(name.as_bytes())),
-            Request::Pty { .. } => "server refused to allocate a pseudo-terminal".to_string(),
-            other => format!("server refused {}", other.kind()),
-        })
     }
 }
 
@@ -220,6 +155,10 @@ pub struct Channel {
     close_requested: bool,
     /// The owner (an application handle) is gone: the table may drop the channel once closed.
     pub released: bool,
+    /// Server role: session requests from the peer wait for the application's answer.
+    pub(crate) serve_requests: bool,
+    /// Those requests, in order, with their want_reply flag.
+    peer_requests: VecDeque<(Request, bool)>,
 }
 
 impl Channel {
@@ -247,6 +186,8 @@ impl Channel {
             next_ticket: 1,
             close_requested: false,
             released: false,
+            serve_requests: false,
+            peer_requests: VecDeque::new(),
         }
     }
 
@@ -348,6 +289,12 @@ impl Channel {
                 Ok(Some(ChannelEvent::Closed))
             }
             Msg::ChannelRequest { kind, want_reply, data, .. } => {
+                if self.serve_requests {
+                    if let Some(req) = Request::parse(kind, data)? {
+                        self.peer_requests.push_back((req, want_reply));
+                        return Ok(Some(ChannelEvent::Request));
+                    }
+                }
                 self.on_request(kind, want_reply, data, t)?;
                 Ok(None)
             }
@@ -480,6 +427,59 @@ impl Channel {
             self.local_window = self.local_window.saturating_add(self.unacked);
             self.unacked = 0;
         }
+    }
+
+    // ----- serving the peer's requests (server role) -----
+
+    /// The oldest request of the peer not answered yet.
+    pub fn peer_request(&self) -> Option<&Request> {
+        self.peer_requests.front().map(|(r, _)| r)
+    }
+
+    /// Answer the oldest request: SUCCESS or FAILURE when the peer wants a reply (RFC 4254
+    /// section 5.4: replies go in order). Returns the request answered.
+    pub fn answer_request(&mut self, ok: bool, t: &mut Transport) -> Option<Request> {
+        let (req, want_reply) = self.peer_requests.pop_front()?;
+        if want_reply && !self.close_sent {
+            let m = if ok { Msg::ChannelSuccess { recipient: self.remote_id } } else { Msg::ChannelFailure { recipient: self.remote_id } };
+            t.send_msg(&m);
+        }
+        Some(req)
+    }
+
+    /// Send stderr output (extended data type 1, section 5.2) within the peer's window; returns
+    /// how much was sent.
+    pub fn send_stderr(&mut self, data: &[u8], t: &mut Transport) -> usize {
+        let mut sent = 0usize;
+        let chunk_max = self.remote_max_packet.min(MAX_SEND_CHUNK) as usize;
+        while sent < data.len() && self.writable(t) > 0 {
+            let n = (data.len() - sent).min(self.remote_window as usize).min(chunk_max);
+            let chunk = data.get(sent..sent + n).unwrap_or(&[]);
+            t.send_msg(&Msg::ChannelExtendedData { recipient: self.remote_id, code: 1, data: chunk });
+            self.remote_window -= n as u32;
+            sent += n;
+        }
+        sent
+    }
+
+    /// Report how the program ended (section 6.10): an exit code, or a signal (name without
+    /// "SIG", core dumped, message).
+    pub fn send_exit(&mut self, status: &ExitStatus, t: &mut Transport) {
+        if self.close_sent || self.state != ChanState::Open {
+            return;
+        }
+        let mut w = Writer::new();
+        let kind = match status {
+            ExitStatus::Code(c) => {
+                w.u32(*c);
+                "exit-status"
+            }
+            ExitStatus::Signal { name, core_dumped, message } => {
+                w.str(name).bool(*core_dumped).str(message).str("");
+                "exit-signal"
+            }
+        };
+        t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind, want_reply: false, data: &w.into_vec() });
     }
 
     // ----- what the application does -----

@@ -6,6 +6,7 @@
 //! are accepted. Sans-IO: messages in, messages out through the transport.
 
 pub mod channel;
+pub mod request;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -43,6 +44,8 @@ enum GlobalKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
     pub id: ChannelId,
+    /// The channel type: `forwarded-tcpip` (client role) or `session` (server role).
+    pub kind: String,
     /// The forward it arrived on (address and port as bound on the server).
     pub bound_addr: String,
     pub bound_port: u32,
@@ -195,6 +198,11 @@ impl Connection {
         self.global_results.remove(i).map(|(_, r)| r)
     }
 
+    /// The next channel the peer opened toward us (server role: sessions), if any.
+    pub fn take_opened(&mut self) -> Option<Incoming> {
+        self.incoming.pop_front()
+    }
+
     /// A forwarded connection waiting on the forward `addr:port`, if any.
     pub fn take_incoming(&mut self, addr: &str, port: u32) -> Option<Incoming> {
         let i = self.incoming.iter().position(|i| i.bound_addr == addr && i.bound_port == port)?;
@@ -261,10 +269,26 @@ impl Connection {
                 };
                 log::debug!(target: "sshbridge", "channel {id}: forwarded-tcpip from {origin_addr}:{origin_port} on {bound_addr}:{bound_port}");
                 self.channels.insert(id, Channel::accept(id, sender, window, max_packet, t));
-                self.incoming.push_back(Incoming { id, bound_addr, bound_port, origin_addr, origin_port });
+                self.incoming.push_back(Incoming { id, kind: "forwarded-tcpip".into(), bound_addr, bound_port, origin_addr, origin_port });
             }
             // Sessions, x11, auth-agent and anything else toward a client are not offered.
             (Role::Client, _) => refuse(t, 1, "not supported by this client"),
+            (Role::Server, "session") => {
+                let Ok(id) = self.free_id() else {
+                    return refuse(t, 4, "too many channels");
+                };
+                let mut ch = Channel::accept(id, sender, window, max_packet, t);
+                ch.serve_requests = true;
+                self.channels.insert(id, ch);
+                self.incoming.push_back(Incoming {
+                    id,
+                    kind: "session".into(),
+                    bound_addr: String::new(),
+                    bound_port: 0,
+                    origin_addr: String::new(),
+                    origin_port: 0,
+                });
+            }
             (Role::Server, _) => refuse(t, 1, "not supported"),
         }
     }
@@ -378,6 +402,44 @@ mod tests {
         c.cancel_forward("127.0.0.1", 4000, &mut t);
         c.handle(Msg::ChannelOpen { kind: "forwarded-tcpip", sender: 9, window: 100, max_packet: 100, extra: &extra }, &mut t).unwrap();
         assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((9, 1)));
+    }
+
+    #[test]
+    fn server_role_serves_session_requests_in_order() {
+        let mut t = transport();
+        let mut c = Connection::new(Role::Server, 2);
+        c.handle(Msg::ChannelOpen { kind: "session", sender: 40, window: 1 << 20, max_packet: 32768, extra: &[] }, &mut t).unwrap();
+        let inc = c.take_opened().unwrap();
+        assert_eq!(inc.kind, "session");
+        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelOpenConfirmation { recipient: 40, .. }));
+        // x11 and direct-tcpip are refused; the cap gives reason 4.
+        c.handle(Msg::ChannelOpen { kind: "x11", sender: 41, window: 10, max_packet: 10, extra: &[] }, &mut t).unwrap();
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((41, 1)));
+        c.handle(Msg::ChannelOpen { kind: "session", sender: 42, window: 10, max_packet: 10, extra: &[] }, &mut t).unwrap();
+        c.handle(Msg::ChannelOpen { kind: "session", sender: 43, window: 10, max_packet: 10, extra: &[] }, &mut t).unwrap();
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((43, 4)));
+        // env (want reply), pty (want reply), an unknown request, exec: in order.
+        let env = Request::Env { name: "LANG".into(), value: "C".into() };
+        let exec = Request::Exec(b"id".to_vec());
+        for (kind, data) in [("env", env.data()), ("auth-agent-req@openssh.com", vec![]), ("exec", exec.data())] {
+            c.handle(Msg::ChannelRequest { recipient: inc.id, kind, want_reply: true, data: &data }, &mut t).unwrap();
+        }
+        // The unknown one was answered at once with a failure.
+        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelFailure { recipient: 40 }));
+        let ch = c.channel_mut(inc.id).unwrap();
+        assert_eq!(ch.peer_request(), Some(&env));
+        assert_eq!(ch.answer_request(false, &mut t), Some(env));
+        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelFailure { recipient: 40 }));
+        assert_eq!(ch.answer_request(true, &mut t), Some(exec));
+        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelSuccess { recipient: 40 }));
+        assert_eq!(ch.answer_request(true, &mut t), None);
+        ch.send_exit(&ExitStatus::Code(3), &mut t);
+        let last = sent(&t).last().cloned().unwrap();
+        assert!(matches!(Msg::decode(&last).unwrap(), Msg::ChannelRequest { recipient: 40, kind: "exit-status", want_reply: false, data: [0, 0, 0, 3] }));
+        // A malformed exec (trailing bytes) is a protocol error.
+        let mut bad = Request::Exec(b"x".to_vec()).data();
+        bad.push(1);
+        assert!(c.handle(Msg::ChannelRequest { recipient: inc.id, kind: "exec", want_reply: true, data: &bad }, &mut t).is_err());
     }
 
     #[test]

@@ -83,7 +83,9 @@ const MIN_PACKET_LEN_INCLUDED: usize = MIN_SEND_PACKET - 4;
 const AES_BLOCK: usize = 16;
 
 /// Which library computes AES-GCM and chacha20-poly1305@openssh.com.
+/// Which variants exist depends on the build's features, hence `non_exhaustive`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Backend {
     /// The aes-gcm, chacha20 and poly1305 crates (the default, and the reference in tests).
     RustCrypto,

@@ -11,7 +11,8 @@
 #   bench_sshd           one throwaway sshd on a free 127.0.0.1 port: $SSHD_PORT, $SSHD_LOG,
 #                        $HOSTKEY_PUB ("ssh-ed25519 AAAA..."); killed by bench_cleanup
 #   client_cmd NAME CMD  sets the array CLIENT to the command line that runs CMD remotely with
-#                        client NAME: sshbridge | ssh | ssh-gcm | ssh-same | dbclient | libssh2
+#                        client NAME: sshbridge | sshbridge-awslc | ssh | ssh-gcm | ssh-same |
+#                        dbclient | libssh2
 #   bench_cleanup        kill sshd (and its session processes), unauthorise the key, rm $BT
 #
 # Conventions: everything runs as root (sshd must switch to the test user); the test account
@@ -181,6 +182,9 @@ client_cmd() {
         -o UpdateHostKeys=no -o ControlMaster=no -o ControlPath=none -o LogLevel=ERROR)
     case $name in
     sshbridge) CLIENT=("$BIN/sshexec" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519"
+        -k "$HOSTKEY_PUB" 127.0.0.1 "$cmd") ;;
+    # The same program linked against the --features aws-lc build (bench.sh builds it).
+    sshbridge-awslc) CLIENT=("$BIN/sshexec-awslc" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519"
         -k "$HOSTKEY_PUB" 127.0.0.1 "$cmd") ;;
     ssh) CLIENT=(ssh "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     ssh-gcm) CLIENT=(ssh -c aes128-gcm@openssh.com "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;

@@ -8,7 +8,8 @@
 #
 # Needs root (the throwaway sshd switches to the test account sshbtest); installs missing
 # packages with scripts/install-deps.sh. Builds the library (cargo rustc --release as CMake does, and
-# --no-default-features into bench/target-modern for the size figure), the C programs of
+# --no-default-features into bench/target-modern for the size figure, --features aws-lc into
+# bench/target-awslc), the C programs of
 # bench/ and examples/sshexec.c; starts ONE sshd on a free 127.0.0.1 port with its own config
 # (fresh ed25519 host key, UsePAM no, StrictModes no, MaxStartups 200, LogLevel DEBUG), and
 # authorises a fresh ed25519 user key; everything is undone on exit.
@@ -19,14 +20,15 @@
 #   upload    SIZE-byte file -> `cat > /dev/null`           wall time, client CPU
 #   connect   connect + authenticate + `true` + exit        wall time, client CPU, max RSS
 #   memory    RSS added per idle session, 100 sessions in one process (bench/rss_sessions.c)
-#   size      stripped libsshbridge.so, all algorithms and --no-default-features
-# Clients: sshbridge (examples/sshexec.c over the drop-in C API), ssh (default cipher),
+#   size      stripped libsshbridge.so, all algorithms, --no-default-features and --features aws-lc
+# Clients: sshbridge (examples/sshexec.c over the drop-in C API), sshbridge (aws-lc) (the same
+# program linked against the --features aws-lc build, bench/target-awslc), ssh (default cipher),
 # ssh -c aes128-gcm@openssh.com, dbclient -W 2097152, libssh2 (bench/libssh2_exec.c); plus
 # ssh forced to sshbridge's cipher if that is neither of the two ssh variants. The algorithms
 # each client negotiated are read from the sshd log. Client CPU and wall come from wait4()
 # (bench/timeit.c). "Bulk" CPU subtracts the client's median connect+exit CPU, so connection
 # set-up (e.g. ssh's sntrup761) is not charged per GiB; the CPU/GiB targets use it. Prints
-# medians, ratios and PASS/FAIL against the targets of issue 5; exits 0 even when a target
+# medians, ratios and PASS/FAIL against the targets of issues 5 and 16; exits 0 even when a target
 # FAILs (non-zero only if the benchmark itself could not run).
 #
 # The negotiated cipher is taken from the sshd log at LogLevel DEBUG: VERBOSE does not log
@@ -42,7 +44,7 @@ while (($#)); do
     --quick) REPS=2 SIZE_MIB=256 ;;
     --reps) REPS=$2; shift ;;
     --size-mib) SIZE_MIB=$2; shift ;;
-    -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) bdie "unknown argument $1 (try --help)" ;;
     esac
     shift
@@ -66,7 +68,12 @@ bench_build_lib
 blog "${BENCH_CARGO_C[*]} --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
 (cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-modern \
     "${BENCH_CARGO_C[@]}" --no-default-features) >&2 || bdie "modern-only build failed"
+blog "${BENCH_CARGO_C[*]} --features aws-lc (CARGO_TARGET_DIR=bench/target-awslc)"
+(cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-awslc \
+    "${BENCH_CARGO_C[@]}" --features aws-lc) >&2 || bdie "aws-lc build failed"
 mkdir -p "$BT/so"
+cp "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.so" "$BT/so/awslc.so"
+strip -o "$BT/so/awslc.stripped.so" "$BT/so/awslc.so"
 cp "$BENCH_ROOT/target/release/libsshbridge.so" "$BT/so/all.so"
 cp "$BENCH_ROOT/bench/target-modern/release/libsshbridge.so" "$BT/so/modern.so"
 strip -o "$BT/so/all.stripped.so" "$BT/so/all.so"
@@ -74,6 +81,9 @@ strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
 BIN=$BT/bin
 blog "building sshexec, libssh2_exec, rss_sessions, timeit"
 bench_build_c "$BIN"
+gcc -O2 -g -Wall -Wextra -I"$BENCH_ROOT/include" -o "$BIN/sshexec-awslc" "$BENCH_ROOT/examples/sshexec.c" \
+    "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.a" "${BENCH_NATIVE_LIBS[@]}" ||
+    bdie "cannot build sshexec against the aws-lc build"
 blog "cargo build --release --example channels"
 (cd "$BENCH_ROOT" && cargo build -q --release --example channels) >&2 || bdie "examples/channels failed to build"
 
@@ -88,7 +98,7 @@ FAILURES=()
 # Probe: each client works, moves bytes exactly, reports exit codes; what it negotiates
 # ---------------------------------------------------------------------------------------
 declare -A KEX CIPHER_CS CIPHER_SC MAC_SC SOFTWARE
-CLIENTS=(sshbridge ssh ssh-gcm dbclient libssh2)
+CLIENTS=(sshbridge sshbridge-awslc ssh ssh-gcm dbclient libssh2)
 head -c 1048576 /dev/urandom >"$BT/probe.bin"
 
 probe() {
@@ -204,6 +214,7 @@ calc() { awk "BEGIN { v = $1; printf \"$2\", v }" 2>/dev/null || echo nan; }
 label() {
     case $1 in
     sshbridge) echo "sshbridge (sshexec)" ;;
+    sshbridge-awslc) echo "sshbridge (aws-lc)" ;;
     ssh) echo "ssh (default)" ;;
     ssh-gcm) echo "ssh -c aes128-gcm" ;;
     ssh-same) echo "ssh ${SSH_SAME_OPTS[*]}" ;;
@@ -274,11 +285,14 @@ if [[ -n $RSS_LINE ]]; then
 fi
 SZ_ALL=$(stat -c %s "$BT/so/all.stripped.so")
 SZ_MOD=$(stat -c %s "$BT/so/modern.stripped.so")
+SZ_AWS=$(stat -c %s "$BT/so/awslc.stripped.so")
 echo "Shared library size (stripped copy of libsshbridge.so):"
 printf '  %-40s %9d bytes (%s KiB; unstripped %s KiB)\n' "all algorithms (default features)" "$SZ_ALL" \
     "$(calc "$SZ_ALL / 1024" %.0f)" "$(calc "$(stat -c %s "$BT/so/all.so") / 1024" %.0f)"
 printf '  %-40s %9d bytes (%s KiB; unstripped %s KiB)\n' "modern only (--no-default-features)" "$SZ_MOD" \
     "$(calc "$SZ_MOD / 1024" %.0f)" "$(calc "$(stat -c %s "$BT/so/modern.so") / 1024" %.0f)"
+printf '  %-40s %9d bytes (%s KiB; unstripped %s KiB)\n' "default features + aws-lc" "$SZ_AWS" \
+    "$(calc "$SZ_AWS / 1024" %.0f)" "$(calc "$(stat -c %s "$BT/so/awslc.so") / 1024" %.0f)"
 l2=$(readlink -f /usr/lib/x86_64-linux-gnu/libssh2.so.1 2>/dev/null || true)
 lc=$(readlink -f /usr/lib/x86_64-linux-gnu/libcrypto.so.3 2>/dev/null || true)
 [[ -n $l2 && -f $l2 ]] && printf '  %-40s %9d bytes (+ libcrypto.so.3 %d bytes)\n' "for comparison: $(basename "$l2")" \
@@ -341,6 +355,13 @@ target "download CPU/GiB vs $(label "$SAME") (same cipher $SB_CIPHER)" "$(calc "
 target "upload CPU/GiB vs $(label "$SAME") (same cipher $SB_CIPHER)" "$(calc "${NUC[sshbridge]} / ${NUC[$SAME]}" %.4f)" '<=' 0.8
 target "connect-to-exit wall vs fastest of dbclient/libssh2 ($FASTEST)" "$(calc "${CW[sshbridge]} / ${CW[$FASTEST]}" %.4f)" '<=' 0.9
 target "connect-to-exit CPU vs libssh2" "$(calc "${CC[sshbridge]} / ${CC[libssh2]}" %.4f)" '<=' 0.8
+echo "Targets (issue 16, the --features aws-lc build; CPU/GiB on bulk CPU):"
+A=sshbridge-awslc
+target "aws-lc: download throughput vs ssh -c aes128-gcm@openssh.com" "$(calc "${DW[ssh-gcm]} / ${DW[$A]}" %.4f)" '>=' 1.1
+target "aws-lc: upload throughput vs ssh -c aes128-gcm@openssh.com" "$(calc "${UW[ssh-gcm]} / ${UW[$A]}" %.4f)" '>=' 1.1
+target "aws-lc: download CPU/GiB vs ssh -c aes128-gcm@openssh.com" "$(calc "${NDC[$A]} / ${NDC[ssh-gcm]}" %.4f)" '<=' 0.8
+target "aws-lc: upload CPU/GiB vs ssh -c aes128-gcm@openssh.com" "$(calc "${NUC[$A]} / ${NUC[ssh-gcm]}" %.4f)" '<=' 0.8
+echo "Targets (issue 5, continued):"
 v=$(verdict "$PER_SESS" '<=' 256)
 [[ $PER_SESS == nan ]] && v=FAIL
 [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))

@@ -1,5 +1,6 @@
 //! The keyed primitives behind the packet layer, one per negotiated cipher/MAC family, all from
-//! RustCrypto crates (no hand-written crypto):
+//! RustCrypto crates (no hand-written crypto); with feature "aws-lc" the two AEADs can also run
+//! on AWS-LC (`awslc`), chosen per key by `Backend`, the nonce and counter logic staying here:
 //!
 //! * chacha20-poly1305@openssh.com (OpenSSH PROTOCOL.chacha20poly1305): two ChaCha20 instances
 //!   with the original 64-bit nonce (the packet sequence number, big-endian); K_1 (the last 32
@@ -26,6 +27,9 @@ use poly1305::Poly1305;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+#[cfg(feature = "aws-lc")]
+use super::awslc;
+use super::Backend;
 use crate::algs::Mac;
 use crate::error::Error;
 
@@ -52,19 +56,73 @@ fn key_array<const N: usize>(key: &[u8]) -> Option<Zeroizing<[u8; N]>> {
     Some(out)
 }
 
-/// chacha20-poly1305@openssh.com keys for one direction.
-pub(super) struct ChaChaPoly {
+/// chacha20-poly1305@openssh.com keys for one direction, on either backend.
+pub(super) enum ChaChaPoly {
+    RustCrypto(RcChaChaPoly),
+    #[cfg(feature = "aws-lc")]
+    AwsLc(Box<awslc::ChaChaKey>),
+}
+
+impl ChaChaPoly {
+    /// `key` is the 64 bytes from the key derivation: K_2 || K_1.
+    pub(super) fn new(backend: Backend, key: &[u8]) -> Option<Self> {
+        Some(match backend {
+            Backend::RustCrypto => ChaChaPoly::RustCrypto(RcChaChaPoly::new(key)?),
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => ChaChaPoly::AwsLc(Box::new(awslc::ChaChaKey::new(key)?)),
+        })
+    }
+
+    /// XOR the 4-byte length field with K_1's keystream (encrypts or decrypts).
+    pub(super) fn crypt_length(&self, seq: u32, len: &mut [u8; 4]) {
+        match self {
+            ChaChaPoly::RustCrypto(c) => c.crypt_length(seq, len),
+            #[cfg(feature = "aws-lc")]
+            ChaChaPoly::AwsLc(c) => c.crypt_length(seq, len),
+        }
+    }
+
+    /// `pkt` is the plaintext packet (length || padding_length || payload || padding); encrypt
+    /// it in place and return the tag.
+    pub(super) fn seal(&self, seq: u32, pkt: &mut [u8]) -> [u8; AEAD_TAG_LEN] {
+        match self {
+            ChaChaPoly::RustCrypto(c) => c.seal(seq, pkt),
+            #[cfg(feature = "aws-lc")]
+            ChaChaPoly::AwsLc(c) => c.seal(seq, pkt),
+        }
+    }
+
+    /// `pkt` is encrypted length || ciphertext; check `tag` (constant time), then decrypt the
+    /// ciphertext in place (the length field is left encrypted).
+    pub(super) fn open(&self, seq: u32, pkt: &mut [u8], tag: &[u8]) -> Result<(), Error> {
+        match self {
+            ChaChaPoly::RustCrypto(c) => c.open(seq, pkt, tag),
+            #[cfg(feature = "aws-lc")]
+            ChaChaPoly::AwsLc(c) => {
+                let tag: &[u8; AEAD_TAG_LEN] = tag.try_into().map_err(|_| tag_mismatch())?;
+                if c.open(seq, pkt, tag) {
+                    Ok(())
+                } else {
+                    Err(tag_mismatch())
+                }
+            }
+        }
+    }
+}
+
+/// RustCrypto's chacha20-poly1305@openssh.com.
+pub(super) struct RcChaChaPoly {
     /// K_2: payload encryption and the Poly1305 key.
     main: Zeroizing<[u8; 32]>,
     /// K_1: packet length encryption.
     length: Zeroizing<[u8; 32]>,
 }
 
-impl ChaChaPoly {
+impl RcChaChaPoly {
     /// `key` is the 64 bytes from the key derivation: K_2 || K_1.
-    pub(super) fn new(key: &[u8]) -> Option<Self> {
+    fn new(key: &[u8]) -> Option<Self> {
         let (k2, k1) = (key.get(..32)?, key.get(32..)?);
-        Some(ChaChaPoly { main: key_array(k2)?, length: key_array(k1)? })
+        Some(RcChaChaPoly { main: key_array(k2)?, length: key_array(k1)? })
     }
 
     fn nonce(seq: u32) -> [u8; 8] {
@@ -72,7 +130,7 @@ impl ChaChaPoly {
     }
 
     /// XOR the 4-byte length field with K_1's keystream (encrypts or decrypts).
-    pub(super) fn crypt_length(&self, seq: u32, len: &mut [u8; 4]) {
+    fn crypt_length(&self, seq: u32, len: &mut [u8; 4]) {
         let mut c = ChaCha20Legacy::new((&*self.length).into(), (&Self::nonce(seq)).into());
         c.apply_keystream(len);
     }
@@ -92,7 +150,7 @@ impl ChaChaPoly {
 
     /// `pkt` is the plaintext packet (length || padding_length || payload || padding); encrypt
     /// it in place and return the tag.
-    pub(super) fn seal(&self, seq: u32, pkt: &mut [u8]) -> [u8; AEAD_TAG_LEN] {
+    fn seal(&self, seq: u32, pkt: &mut [u8]) -> [u8; AEAD_TAG_LEN] {
         let (len, body) = pkt.split_at_mut(4.min(pkt.len()));
         let mut l = [0u8; 4];
         l.copy_from_slice(len);
@@ -105,7 +163,7 @@ impl ChaChaPoly {
 
     /// `pkt` is encrypted length || ciphertext; check `tag`, then decrypt the ciphertext in
     /// place (the length field is left encrypted).
-    pub(super) fn open(&self, seq: u32, pkt: &mut [u8], tag: &[u8]) -> Result<(), Error> {
+    fn open(&self, seq: u32, pkt: &mut [u8], tag: &[u8]) -> Result<(), Error> {
         let (mut c, poly) = self.body_cipher(seq);
         let expected = poly.compute_unpadded(pkt);
         if !bool::from(expected.as_slice().ct_eq(tag)) {
@@ -121,6 +179,31 @@ impl ChaChaPoly {
 enum GcmKey {
     Aes128(Box<Aes128Gcm>),
     Aes256(Box<Aes256Gcm>),
+    #[cfg(feature = "aws-lc")]
+    AwsLc(Box<awslc::GcmKey>),
+}
+
+impl GcmKey {
+    /// Encrypt `body` in place, authenticating `aad`; `None` if the AEAD refused.
+    fn seal(&self, nonce: &[u8; 12], aad: &[u8], body: &mut [u8]) -> Option<[u8; AEAD_TAG_LEN]> {
+        let r = match self {
+            GcmKey::Aes128(k) => k.encrypt_inout_detached(nonce.into(), aad, body.into()),
+            GcmKey::Aes256(k) => k.encrypt_inout_detached(nonce.into(), aad, body.into()),
+            #[cfg(feature = "aws-lc")]
+            GcmKey::AwsLc(k) => return k.seal(*nonce, aad, body),
+        };
+        r.ok().map(Into::into)
+    }
+
+    /// Check `tag` (constant time, inside the AEAD) and decrypt `body` in place.
+    fn open(&self, nonce: &[u8; 12], aad: &[u8], body: &mut [u8], tag: &[u8; AEAD_TAG_LEN]) -> bool {
+        match self {
+            GcmKey::Aes128(k) => k.decrypt_inout_detached(nonce.into(), aad, body.into(), tag.into()).is_ok(),
+            GcmKey::Aes256(k) => k.decrypt_inout_detached(nonce.into(), aad, body.into(), tag.into()).is_ok(),
+            #[cfg(feature = "aws-lc")]
+            GcmKey::AwsLc(k) => k.open(*nonce, aad, body, tag),
+        }
+    }
 }
 
 /// aes128-gcm / aes256-gcm@openssh.com state for one direction.
@@ -132,10 +215,12 @@ pub(super) struct Gcm {
 
 impl Gcm {
     /// `key` is 16 or 32 bytes, `iv` the 12-byte initial nonce.
-    pub(super) fn new(key: &[u8], iv: &[u8]) -> Option<Self> {
-        let key = match key.len() {
-            16 => GcmKey::Aes128(Box::new(Aes128Gcm::new_from_slice(key).ok()?)),
-            32 => GcmKey::Aes256(Box::new(Aes256Gcm::new_from_slice(key).ok()?)),
+    pub(super) fn new(backend: Backend, key: &[u8], iv: &[u8]) -> Option<Self> {
+        let key = match (backend, key.len()) {
+            (Backend::RustCrypto, 16) => GcmKey::Aes128(Box::new(Aes128Gcm::new_from_slice(key).ok()?)),
+            (Backend::RustCrypto, 32) => GcmKey::Aes256(Box::new(Aes256Gcm::new_from_slice(key).ok()?)),
+            #[cfg(feature = "aws-lc")]
+            (Backend::AwsLc, _) => GcmKey::AwsLc(Box::new(awslc::GcmKey::new(key)?)),
             _ => return None,
         };
         let fixed: [u8; 4] = iv.get(..4)?.try_into().ok()?;
@@ -156,14 +241,11 @@ impl Gcm {
     pub(super) fn seal(&mut self, pkt: &mut [u8]) -> [u8; AEAD_TAG_LEN] {
         let nonce = self.nonce();
         let (aad, body) = pkt.split_at_mut(4.min(pkt.len()));
-        let r = match &self.key {
-            GcmKey::Aes128(k) => k.encrypt_inout_detached((&nonce).into(), aad, body.into()),
-            GcmKey::Aes256(k) => k.encrypt_inout_detached((&nonce).into(), aad, body.into()),
-        };
+        let r = self.key.seal(&nonce, aad, body);
         self.invocation = self.invocation.wrapping_add(1);
         match r {
-            Ok(tag) => tag.into(),
-            Err(_) => {
+            Some(tag) => tag,
+            None => {
                 // Only possible beyond 64 GiB; never let plaintext out, send a packet the peer
                 // will reject instead.
                 body.fill(0);
@@ -176,25 +258,18 @@ impl Gcm {
     /// GCM vectors, whose AAD is not a 4-byte length).
     #[cfg(test)]
     pub(super) fn encrypt_with_aad(&self, aad: &[u8], buf: &mut [u8]) -> Vec<u8> {
-        let nonce = self.nonce();
-        let tag = match &self.key {
-            GcmKey::Aes128(k) => k.encrypt_inout_detached((&nonce).into(), aad, buf.into()),
-            GcmKey::Aes256(k) => k.encrypt_inout_detached((&nonce).into(), aad, buf.into()),
-        };
-        tag.map(|t| t.to_vec()).unwrap_or_default()
+        self.key.seal(&self.nonce(), aad, buf).map(|t| t.to_vec()).unwrap_or_default()
     }
 
-    /// `pkt` is length || ciphertext; verify `tag` (constant time, inside aes-gcm), then
+    /// `pkt` is length || ciphertext; verify `tag` (constant time, inside the AEAD), then
     /// decrypt in place. The nonce advances only on success.
     pub(super) fn open(&mut self, pkt: &mut [u8], tag: &[u8]) -> Result<(), Error> {
         let nonce = self.nonce();
         let tag: [u8; AEAD_TAG_LEN] = tag.try_into().map_err(|_| tag_mismatch())?;
         let (aad, body) = pkt.split_at_mut(4.min(pkt.len()));
-        let r = match &self.key {
-            GcmKey::Aes128(k) => k.decrypt_inout_detached((&nonce).into(), aad, body.into(), (&tag).into()),
-            GcmKey::Aes256(k) => k.decrypt_inout_detached((&nonce).into(), aad, body.into(), (&tag).into()),
-        };
-        r.map_err(|_| tag_mismatch())?;
+        if !self.key.open(&nonce, aad, body, &tag) {
+            return Err(tag_mismatch());
+        }
         self.invocation = self.invocation.wrapping_add(1);
         Ok(())
     }

@@ -34,6 +34,12 @@
 //! The length field of MtE and chacha20-poly1305 packets is necessarily used before it is
 //! authenticated; EtM and AEAD modes exist for that reason.
 //!
+//! Backends: AES-GCM and chacha20-poly1305 are computed by RustCrypto, or with feature "aws-lc"
+//! by AWS-LC through aws-lc-rs (`Backend`); the framing, padding, nonce and counter logic here
+//! is the same for both. `Sealer::new`/`Opener::new` take `Backend::DEFAULT`, the build's
+//! choice; `with_backend` picks one (tests run every case on both and cross them). AES-CTR and
+//! HMAC always come from RustCrypto.
+//!
 //! After `Opener::open` has returned an error once, the opener refuses all further input: the
 //! connection must be torn down (the cipher state is no longer in step with the peer).
 
@@ -42,7 +48,12 @@
     deny(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::cast_possible_truncation)
 )]
 
+#[cfg(feature = "aws-lc")]
+mod awslc;
 mod engine;
+#[cfg(test)]
+#[macro_use]
+mod test_backends;
 #[cfg(test)]
 mod kat_tests;
 #[cfg(test)]
@@ -70,6 +81,34 @@ const MIN_SEND_PACKET: usize = 16;
 const MIN_PACKET_LEN_INCLUDED: usize = MIN_SEND_PACKET - 4;
 /// AES-CTR block size: the MtE opener decrypts this much to learn the packet length.
 const AES_BLOCK: usize = 16;
+
+/// Which library computes AES-GCM and chacha20-poly1305@openssh.com.
+/// Which variants exist depends on the build's features, hence `non_exhaustive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The aes-gcm, chacha20 and poly1305 crates (the default, and the reference in tests).
+    RustCrypto,
+    /// AWS-LC through aws-lc-rs (feature "aws-lc").
+    #[cfg(feature = "aws-lc")]
+    AwsLc,
+}
+
+impl Backend {
+    /// The build's choice: `AwsLc` with feature "aws-lc", else `RustCrypto`.
+    #[cfg(feature = "aws-lc")]
+    pub const DEFAULT: Backend = Backend::AwsLc;
+    /// The build's choice: `AwsLc` with feature "aws-lc", else `RustCrypto`.
+    #[cfg(not(feature = "aws-lc"))]
+    pub const DEFAULT: Backend = Backend::RustCrypto;
+
+    /// Every backend compiled in, the default's reference (RustCrypto) first.
+    pub const ALL: &'static [Backend] = &[
+        Backend::RustCrypto,
+        #[cfg(feature = "aws-lc")]
+        Backend::AwsLc,
+    ];
+}
 
 /// Keys for one direction, from the key derivation (RFC 4253 section 7.2). Zeroized on drop.
 /// `mac` and `mac_key` are ignored for AEAD ciphers; `iv` is empty for chacha20-poly1305.
@@ -99,7 +138,7 @@ enum Mode {
 }
 
 impl Mode {
-    fn new(keys: &DirectionKeys) -> Result<Mode, Error> {
+    fn new(keys: &DirectionKeys, backend: Backend) -> Result<Mode, Error> {
         let c = keys.cipher;
         if keys.key.len() != c.key_len() {
             return Err(Error::internal(format!("{c}: key is {} bytes, needs {}", keys.key.len(), c.key_len())));
@@ -109,8 +148,8 @@ impl Mode {
         }
         let bad_key = || Error::internal(format!("{c}: unusable key"));
         Ok(match c {
-            Cipher::Chacha20Poly1305 => Mode::ChaCha(ChaChaPoly::new(&keys.key).ok_or_else(bad_key)?),
-            Cipher::Aes128Gcm | Cipher::Aes256Gcm => Mode::Gcm(Gcm::new(&keys.key, &keys.iv).ok_or_else(bad_key)?),
+            Cipher::Chacha20Poly1305 => Mode::ChaCha(ChaChaPoly::new(backend, &keys.key).ok_or_else(bad_key)?),
+            Cipher::Aes128Gcm | Cipher::Aes256Gcm => Mode::Gcm(Gcm::new(backend, &keys.key, &keys.iv).ok_or_else(bad_key)?),
             Cipher::Aes128Ctr | Cipher::Aes192Ctr | Cipher::Aes256Ctr => {
                 let m = keys.mac.ok_or_else(|| Error::internal(format!("{c} needs a MAC")))?;
                 if keys.mac_key.len() != m.key_len() {
@@ -223,7 +262,12 @@ impl Sealer {
     /// Wrong key, IV or MAC key lengths, or a non-AEAD cipher without a MAC, are a bug in
     /// the caller: `Error::Internal`.
     pub fn new(keys: &DirectionKeys) -> Result<Sealer, Error> {
-        Ok(Sealer { mode: Mode::new(keys)?, names: names(keys) })
+        Sealer::with_backend(keys, Backend::DEFAULT)
+    }
+
+    /// `new` with the AEAD computed by `backend` (for tests and benchmarks).
+    pub fn with_backend(keys: &DirectionKeys, backend: Backend) -> Result<Sealer, Error> {
+        Ok(Sealer { mode: Mode::new(keys, backend)?, names: names(keys) })
     }
 
     /// Is this the "none" cipher?
@@ -363,7 +407,12 @@ impl Opener {
 
     /// Wrong key, IV or MAC key lengths, or a non-AEAD cipher without a MAC: `Error::Internal`.
     pub fn new(keys: &DirectionKeys) -> Result<Opener, Error> {
-        Ok(Opener { mode: Mode::new(keys)?, names: names(keys), first_block: None, failed: false })
+        Opener::with_backend(keys, Backend::DEFAULT)
+    }
+
+    /// `new` with the AEAD computed by `backend` (for tests and benchmarks).
+    pub fn with_backend(keys: &DirectionKeys, backend: Backend) -> Result<Opener, Error> {
+        Ok(Opener { mode: Mode::new(keys, backend)?, names: names(keys), first_block: None, failed: false })
     }
 
     /// Is this the "none" cipher?

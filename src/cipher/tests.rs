@@ -2,6 +2,7 @@
 //! input, corruption, replay and reordering, hostile lengths and paddings (HOSTILE.md rows 7-10,
 //! 20, 21).
 
+use super::test_backends::backend;
 use super::*;
 use crate::random::TestRng;
 
@@ -45,7 +46,7 @@ fn label(k: &Option<DirectionKeys>) -> String {
 fn pair(k: &Option<DirectionKeys>) -> (Sealer, Opener) {
     match k {
         None => (Sealer::plaintext(), Opener::plaintext()),
-        Some(k) => (Sealer::new(k).unwrap(), Opener::new(k).unwrap()),
+        Some(k) => (Sealer::with_backend(k, backend()).unwrap(), Opener::with_backend(k, backend()).unwrap()),
     }
 }
 
@@ -94,7 +95,7 @@ fn check_shape(s: &Sealer, k: &Option<DirectionKeys>, pkt: &[u8], payload_len: u
     assert!(pkt.len() - payload_len <= s.max_overhead(), "{}: overhead", label(k));
 }
 
-#[test]
+both_backends!(round_trip_every_mode_and_size);
 fn round_trip_every_mode_and_size() {
     for k in all_modes() {
         for &seq0 in &[0u32, u32::MAX - 3] {
@@ -124,7 +125,7 @@ fn round_trip_every_mode_and_size() {
     }
 }
 
-#[test]
+both_backends!(growing_prefix_needs_more_then_succeeds);
 fn growing_prefix_needs_more_then_succeeds() {
     for k in all_modes() {
         for &n in &[0usize, 17, 1000, 35000] {
@@ -166,7 +167,7 @@ fn growing_prefix_needs_more_then_succeeds() {
     }
 }
 
-#[test]
+both_backends!(every_single_bit_flip_is_rejected);
 fn every_single_bit_flip_is_rejected() {
     for k in encrypted_modes() {
         let k = Some(k);
@@ -192,7 +193,7 @@ fn every_single_bit_flip_is_rejected() {
     }
 }
 
-#[test]
+both_backends!(truncated_or_missing_tag_is_never_a_packet);
 fn truncated_or_missing_tag_is_never_a_packet() {
     for k in encrypted_modes() {
         let k = Some(k);
@@ -211,7 +212,7 @@ fn truncated_or_missing_tag_is_never_a_packet() {
     }
 }
 
-#[test]
+both_backends!(wrong_sequence_number_is_rejected);
 fn wrong_sequence_number_is_rejected() {
     for k in encrypted_modes() {
         if matches!(k.cipher, Cipher::Aes128Gcm | Cipher::Aes256Gcm) {
@@ -226,7 +227,7 @@ fn wrong_sequence_number_is_rejected() {
     }
 }
 
-#[test]
+both_backends!(gcm_enforces_order_by_invocation_counter);
 fn gcm_enforces_order_by_invocation_counter() {
     for c in [Cipher::Aes128Gcm, Cipher::Aes256Gcm] {
         let k = Some(keys_for(c, None));
@@ -247,7 +248,7 @@ fn gcm_enforces_order_by_invocation_counter() {
     }
 }
 
-#[test]
+both_backends!(dropped_packet_is_detected);
 fn dropped_packet_is_detected() {
     // The peer sent packets 0 and 1; packet 0 never arrived, so the receiver, expecting seq 0,
     // sees packet 1: the seq number, the GCM counter or the CTR stream position is wrong.
@@ -271,7 +272,7 @@ fn raw_packet(len_field: u32, padding: u8, body_len: usize) -> Vec<u8> {
 
 const BAD_LENGTHS: &[u32] = &[0, 1, 4, 5, 11, 0x7fff_ffff, 0xffff_ffff, 262_145, 262_160, 1 << 20];
 
-#[test]
+both_backends!(plaintext_rejects_bad_lengths_at_once);
 fn plaintext_rejects_bad_lengths_at_once() {
     // 13, 14, 27: (4 + len) % 8 != 0.
     for &l in BAD_LENGTHS.iter().chain(&[13, 14, 27, 262_141]) {
@@ -290,7 +291,7 @@ fn plaintext_rejects_bad_lengths_at_once() {
     }
 }
 
-#[test]
+both_backends!(plaintext_rejects_bad_padding);
 fn plaintext_rejects_bad_padding() {
     for &(len, pad) in &[(12u32, 0u8), (12, 3), (12, 12), (12, 13), (12, 255), (20, 20), (20, 21), (20, 255)] {
         // Early, from the padding byte alone...
@@ -319,7 +320,7 @@ fn misaligned_for(o: &Opener) -> Vec<u32> {
     }
 }
 
-#[test]
+both_backends!(encrypted_modes_reject_bad_lengths);
 fn encrypted_modes_reject_bad_lengths() {
     for k in encrypted_modes() {
         let k = Some(k);
@@ -343,7 +344,7 @@ fn encrypted_modes_reject_bad_lengths() {
     }
 }
 
-#[test]
+both_backends!(encrypted_modes_reject_bad_padding_after_integrity_check);
 fn encrypted_modes_reject_bad_padding_after_integrity_check() {
     for k in encrypted_modes() {
         let k = Some(k);
@@ -371,7 +372,7 @@ fn encrypted_modes_reject_bad_padding_after_integrity_check() {
     }
 }
 
-#[test]
+both_backends!(chacha_accepts_openssh_short_packets);
 fn chacha_accepts_openssh_short_packets() {
     // OpenSSH pads a 1-byte payload under chacha20-poly1305 to packet_length 8.
     let k = Some(keys_for(Cipher::Chacha20Poly1305, None));
@@ -389,7 +390,7 @@ fn chacha_accepts_openssh_short_packets() {
     assert_eq!(out.len(), 4 + 16 + 16);
 }
 
-#[test]
+both_backends!(largest_packets);
 fn largest_packets() {
     for k in all_modes() {
         let (mut s, mut o) = pair(&k);
@@ -406,7 +407,7 @@ fn largest_packets() {
     }
 }
 
-#[test]
+both_backends!(max_overhead_is_tight_upper_bound);
 fn max_overhead_is_tight_upper_bound() {
     for k in all_modes() {
         let mut s = pair(&k).0;
@@ -420,7 +421,7 @@ fn max_overhead_is_tight_upper_bound() {
     }
 }
 
-#[test]
+both_backends!(padding_is_random_and_minimal);
 fn padding_is_random_and_minimal() {
     let mut s = Sealer::plaintext();
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -435,7 +436,7 @@ fn padding_is_random_and_minimal() {
     }
 }
 
-#[test]
+both_backends!(bad_keys_are_internal_errors);
 fn bad_keys_are_internal_errors() {
     let good = keys_for(Cipher::Aes128Ctr, Some(Mac::HmacSha256));
     let mut cases = Vec::new();
@@ -458,16 +459,16 @@ fn bad_keys_are_internal_errors() {
     k.iv.clear();
     cases.push(k);
     for k in &cases {
-        assert!(matches!(Sealer::new(k), Err(Error::Internal(_))), "{k:?}");
-        assert!(matches!(Opener::new(k), Err(Error::Internal(_))), "{k:?}");
+        assert!(matches!(Sealer::with_backend(k, backend()), Err(Error::Internal(_))), "{k:?}");
+        assert!(matches!(Opener::with_backend(k, backend()), Err(Error::Internal(_))), "{k:?}");
     }
     // AEAD ciphers ignore whatever MAC is named.
     let mut k = keys_for(Cipher::Aes128Gcm, Some(Mac::HmacSha512));
     k.mac_key.clear();
-    assert!(Sealer::new(&k).is_ok());
+    assert!(Sealer::with_backend(&k, backend()).is_ok());
 }
 
-#[test]
+both_backends!(opener_refuses_input_after_an_error);
 fn opener_refuses_input_after_an_error() {
     let k = Some(keys_for(Cipher::Aes256Ctr, Some(Mac::HmacSha256Etm)));
     let (mut s, mut o) = pair(&k);
@@ -479,13 +480,75 @@ fn opener_refuses_input_after_an_error() {
     assert!(matches!(o.open(0, &mut wire), Err(Error::Internal(_))));
 }
 
-#[test]
+both_backends!(keys_are_wiped_and_not_printed);
 fn keys_are_wiped_and_not_printed() {
     let mut k = keys_for(Cipher::Aes128Ctr, Some(Mac::HmacSha256));
     let shown = format!("{k:?}");
     assert!(shown.contains("Aes128Ctr") && !shown.contains("key:"), "{shown}");
     k.zeroize();
     assert!(k.key.is_empty() && k.iv.is_empty() && k.mac_key.is_empty());
-    let s = Sealer::new(&keys_for(Cipher::Chacha20Poly1305, None)).unwrap();
+    let s = Sealer::with_backend(&keys_for(Cipher::Chacha20Poly1305, None), backend()).unwrap();
     assert_eq!(format!("{s:?}"), "Sealer { cipher: \"chacha20-poly1305@openssh.com\", mac: None }");
+}
+
+/// Packets sealed by one backend open on every other, and for the same keys, sequence numbers
+/// and padding the wire bytes are identical: the backends compute the same constructions.
+#[test]
+fn backends_interoperate_and_agree_byte_for_byte() {
+    let aead: Vec<DirectionKeys> = encrypted_modes().into_iter().filter(|k| k.cipher.is_aead()).collect();
+    assert_eq!(aead.len(), 3, "chacha20-poly1305, aes128-gcm, aes256-gcm");
+    // Through the 32-bit sequence number wrap.
+    let seq = |i: usize| (u32::MAX - 2).wrapping_add(i as u32);
+    for k in &aead {
+        let mut wires = Vec::new();
+        for &b in Backend::ALL {
+            let mut s = Sealer::with_backend(k, b).unwrap();
+            let mut wire = Vec::new();
+            for (i, &n) in SIZES.iter().enumerate() {
+                s.seal(seq(i), &payload(n, i as u8), &mut TestRng::new(13), &mut wire);
+            }
+            wires.push((b, wire));
+        }
+        for (sealed_by, wire) in &wires {
+            assert_eq!(wire, &wires[0].1, "{}: {sealed_by:?} differs from RustCrypto", k.cipher);
+            for &b in Backend::ALL {
+                let mut o = Opener::with_backend(k, b).unwrap();
+                let mut buf = wire.clone();
+                let mut off = 0;
+                for (i, &n) in SIZES.iter().enumerate() {
+                    let what = format!("{}: sealed by {sealed_by:?}, opened by {b:?}, size {n}", k.cipher);
+                    match o.open(seq(i), &mut buf[off..]) {
+                        Ok(Opened::Packet { consumed, payload: p }) => {
+                            assert_eq!(&buf[off..][p], &payload(n, i as u8)[..], "{what}");
+                            off += consumed;
+                        }
+                        r => panic!("{what}: {r:?}"),
+                    }
+                }
+                assert_eq!(off, buf.len());
+                // A flipped tag bit is caught whichever backend sealed it.
+                let mut bad = wire.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 0x80;
+                let mut o = Opener::with_backend(k, b).unwrap();
+                let mut first = bad;
+                let mut off = 0;
+                for i in 0..SIZES.len() - 1 {
+                    match o.open(seq(i), &mut first[off..]) {
+                        Ok(Opened::Packet { consumed, .. }) => off += consumed,
+                        r => panic!("{}: {r:?}", k.cipher),
+                    }
+                }
+                assert!(
+                    matches!(o.open(seq(SIZES.len() - 1), &mut first[off..]), Err(Error::Crypto(_))),
+                    "{}: opened by {b:?}",
+                    k.cipher
+                );
+            }
+        }
+    }
+    #[cfg(feature = "aws-lc")]
+    assert_eq!((Backend::DEFAULT, Backend::ALL.len()), (Backend::AwsLc, 2));
+    #[cfg(not(feature = "aws-lc"))]
+    assert_eq!((Backend::DEFAULT, Backend::ALL.len()), (Backend::RustCrypto, 1));
 }

@@ -12,9 +12,9 @@ if [[ -n $dups ]]; then
     printf 'duplicate dependency versions:\n%s\n' "$dups" >&2
     exit 1
 fi
-# The embedded "modern" build (no rsa, nistp256, dh, legacy), then each optional family alone.
+# The embedded "modern" build (no rsa, nistp256, dh, legacy, sntrup), then each optional family alone.
 cargo test --lib --no-default-features
-for feature in rsa nistp256 dh legacy; do
+for feature in rsa nistp256 dh legacy sntrup; do
     cargo build -q --lib --no-default-features --features "$feature"
 done
 # The integration tests start their own servers on loopback.

@@ -11,7 +11,10 @@
 #     bookworm-backports through a private apt source list and state directory (the system's
 #     apt configuration is not touched; the mirror is the one the system already uses) and
 #     unpacks it with dpkg-deb -x into /opt/openssh-10, beside the system's OpenSSH 9.2, which
-#     stays (10.0 has no DSA). Its sshd runs with SshdSessionPath/SshdAuthPath pointing there.
+#     stays (10.0 has no DSA). Its sshd runs with SshdSessionPath/SshdAuthPath pointing there;
+#   * builds Dropbear 2025.89 (ML-KEM and sntrup761 on by default) from Debian trixie's source
+#     package (fetched the same private way, deb-src) into /opt/dropbear-2025: the trixie
+#     binaries need a newer glibc than bookworm's. About 30 s of CPU.
 #
 # The account name and password are mirrored in tests/support/mod.rs (USER, PASSWORD).
 set -euo pipefail
@@ -155,6 +158,8 @@ readonly OPENSSH10_VERSION='1:10.0p1-7~bpo12+1'
 readonly OPENSSH10_DIR=/opt/openssh-10
 readonly OPENSSH10_PACKAGES=(openssh-server openssh-client openssh-sftp-server)
 readonly APT_PRIVATE=/var/cache/sshbridge-apt
+readonly DROPBEAR25_VERSION='2025.89-1~deb13u1'
+readonly DROPBEAR25_DIR=/opt/dropbear-2025
 
 openssh10_ok() {
     [[ -x $OPENSSH10_DIR/usr/sbin/sshd && -x $OPENSSH10_DIR/usr/bin/ssh \
@@ -222,5 +227,45 @@ for bin in usr/sbin/sshd usr/lib/openssh/sshd-session usr/lib/openssh/sshd-auth 
         die "$OPENSSH10_DIR/$bin: missing libraries: $(ldd "$OPENSSH10_DIR/$bin" | grep 'not found' | tr -s ' \n\t' ' ')"
     fi
 done
+
+# ---------------------------------------------------------------------------------------
+# 5. Dropbear 2025.89 built from Debian trixie's source package (private apt, deb-src)
+# ---------------------------------------------------------------------------------------
+dropbear25_ok() {
+    [[ -x $DROPBEAR25_DIR/dropbear && -x $DROPBEAR25_DIR/dropbearkey \
+        && $(cat "$DROPBEAR25_DIR/VERSION" 2>/dev/null) == "$DROPBEAR25_VERSION" ]]
+}
+if ! dropbear25_ok; then
+    command -v gcc >/dev/null && command -v make >/dev/null || die "building Dropbear needs gcc and make"
+    mirror=$(debian_mirror) || die "cannot find the Debian mirror in the system's apt sources"
+    src=$APT_PRIVATE/dropbear-src
+    log "building Dropbear $DROPBEAR25_VERSION from $mirror trixie (source) into $DROPBEAR25_DIR"
+    as_root mkdir -p "$src/lists/partial" "$src/cache/archives/partial" "$src/parts" "$src/dl"
+    printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' \
+        "$mirror" | as_root tee "$src/sources.list" >/dev/null
+    apt_src=(
+        -o "Dir::Etc::SourceList=$src/sources.list"
+        -o "Dir::Etc::SourceParts=$src/parts"
+        -o "Dir::State::Lists=$src/lists"
+        -o "Dir::Cache=$src/cache"
+        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+    )
+    as_root apt-get "${apt_src[@]}" update -qq
+    as_root rm -rf "$src/dl" "$src/build"
+    as_root mkdir -p "$src/dl" "$src/build"
+    id -u _apt >/dev/null 2>&1 && as_root chown _apt "$src/dl"
+    (cd "$src/dl" && as_root apt-get "${apt_src[@]}" source --download-only -qq "dropbear=$DROPBEAR25_VERSION")
+    # The upstream tarball is all we build; Debian's only patch touches upstream's test suite.
+    as_root tar -xjf "$src"/dl/dropbear_"${DROPBEAR25_VERSION%%-*}".orig.tar.bz2 -C "$src/build" --strip-components=1
+    (cd "$src/build" && as_root ./configure -q --disable-pam --disable-zlib --disable-lastlog \
+        --disable-utmp --disable-utmpx --disable-wtmp --disable-wtmpx >/dev/null &&
+        as_root make -s -j"$(nproc)" PROGRAMS="dropbear dropbearkey" >/dev/null) ||
+        die "Dropbear $DROPBEAR25_VERSION did not build (see $src/build)"
+    as_root rm -rf "$DROPBEAR25_DIR"
+    as_root mkdir -p "$DROPBEAR25_DIR"
+    as_root install -m 755 "$src/build/dropbear" "$src/build/dropbearkey" "$DROPBEAR25_DIR/"
+    printf '%s\n' "$DROPBEAR25_VERSION" | as_root tee "$DROPBEAR25_DIR/VERSION" >/dev/null
+    dropbear25_ok || die "Dropbear $DROPBEAR25_VERSION missing after the build"
+fi
 
 log "ok"

@@ -1,14 +1,17 @@
 //! Interop, post-quantum hybrid key exchange (issue 12): mlkem768x25519-sha256,
 //! sntrup761x25519-sha512 and sntrup761x25519-sha512@openssh.com against real servers:
 //! OpenSSH 10.0 sshd (bookworm-backports, unpacked in /opt/openssh-10 by
-//! `scripts/install-deps.sh`), OpenSSH 9.2 sshd and tinysshd 20230101.
+//! `scripts/install-deps.sh`), OpenSSH 9.2 sshd, tinysshd 20230101 and Dropbear 2025.89 (built
+//! from Debian trixie's source package into /opt/dropbear-2025 by the same script).
 //!
 //! - OpenSSH 10.0, unrestricted: our default preferences land on mlkem768x25519-sha256;
 //! - OpenSSH 10.0 with `KexAlgorithms` restricted to each of the three names in turn;
 //! - OpenSSH 10.0 restricted to mlkem768x25519-sha256 with `RekeyLimit 1M`: 64 MiB up and
 //!   64 MiB down, dozens of server-initiated re-exchanges, all under ML-KEM;
 //! - OpenSSH 9.2 restricted to sntrup761x25519-sha512@openssh.com, and tinysshd (which offers
-//!   it beside curve25519): both connect under sntrup with our default preferences.
+//!   it beside curve25519): both connect under sntrup with our default preferences;
+//! - Dropbear 2025.89 (ML-KEM and sntrup761 on by default): defaults land on ML-KEM, and the
+//!   client restricted to each hybrid name the server has.
 //!
 //! Uploads are checked by the server's `sha256sum`, downloads byte for byte. Any failing test
 //! prints the server log (see `ShowLog`).
@@ -269,4 +272,53 @@ fn tinysshd_sntrup() {
     let _log = ShowLog(&srv);
     connect_expect(&srv, config(&srv), SNTRUP_OPENSSH, "tinysshd defaults");
     connect_expect(&srv, restricted(&srv, SNTRUP_OPENSSH), SNTRUP_OPENSSH, "tinysshd restricted");
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropbear 2025.89
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn dropbear2025_defaults_pick_mlkem_and_each_hybrid_works() {
+    let srv = support::dropbear2025(&[]);
+    let _log = ShowLog(&srv);
+    let s = connect(&srv, config(&srv), "dropbear 2025 defaults");
+    let i = info(&s);
+    assert!(i.server_ident.starts_with("SSH-2.0-dropbear_2025.89"), "{}", i.server_ident);
+    assert_eq!(i.negotiated.kex.name(), MLKEM);
+    drop(s);
+    let mut kexes = vec![MLKEM];
+    // Dropbear has sntrup761 under the new name only.
+    #[cfg(feature = "sntrup")]
+    kexes.push(SNTRUP);
+    for kex in kexes {
+        connect_expect(&srv, restricted(&srv, kex), kex, &format!("dropbear 2025 {kex}"));
+    }
+}
+
+/// Server-initiated rekeys are not configurable in Dropbear; a client rekey every 1 MiB during
+/// 8 MiB each way runs the re-exchanges under ML-KEM instead.
+#[test]
+fn dropbear2025_mlkem_client_rekey() {
+    let srv = support::dropbear2025(&[]);
+    let _log = ShowLog(&srv);
+    let mut cfg = restricted(&srv, MLKEM);
+    cfg.rekey = sshbridge::RekeyLimits { bytes: 1 << 20, ..Default::default() };
+    let mut s = connect(&srv, cfg, "dropbear 2025 rekey");
+    let bytes = data(8 << 20, 5);
+    let path = remote_file("db-8m");
+    let mut ch = s.exec(&format!("cat > {path} && sha256sum < {path}")).unwrap();
+    ch.write_all(&bytes).unwrap();
+    let (out, _, st) = ch.output().unwrap();
+    assert_eq!(st, Some(ExitStatus::Code(0)));
+    assert_eq!(String::from_utf8_lossy(&out).split_whitespace().next(), Some(sha256_hex(&bytes).as_str()));
+    let mut ch = s.exec(&format!("cat {path}; rm -f {path}")).unwrap();
+    let mut got = Vec::new();
+    ch.read_to_end(&mut got).unwrap();
+    assert_eq!(ch.wait().unwrap(), Some(ExitStatus::Code(0)));
+    assert!(got == bytes, "download differs");
+    let i = info(&s);
+    assert_eq!(i.negotiated.kex.name(), MLKEM);
+    assert!(i.kex_count > 8, "only {} key exchanges", i.kex_count);
+    s.close();
 }

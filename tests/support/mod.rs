@@ -68,6 +68,9 @@ pub const SSHD10: &str = "/opt/openssh-10/usr/sbin/sshd";
 pub const SSH10: &str = "/opt/openssh-10/usr/bin/ssh";
 pub const SSHD10_SESSION: &str = "/opt/openssh-10/usr/lib/openssh/sshd-session";
 pub const SSHD10_AUTH: &str = "/opt/openssh-10/usr/lib/openssh/sshd-auth";
+/// Dropbear 2025.89, built from Debian trixie's source package by `scripts/install-deps.sh`.
+pub const DROPBEAR2025: &str = "/opt/dropbear-2025/dropbear";
+pub const DROPBEARKEY2025: &str = "/opt/dropbear-2025/dropbearkey";
 
 /// Every name accepted by [`UserKeys::path`], [`UserKeys::bytes`], [`UserKeys::public_line`].
 ///
@@ -165,6 +168,8 @@ fn missing_env() -> Vec<String> {
         SSH10,
         SSHD10_SESSION,
         SSHD10_AUTH,
+        DROPBEAR2025,
+        DROPBEARKEY2025,
     ]
     .iter()
     .filter(|p| !Path::new(p).exists())
@@ -659,6 +664,8 @@ pub enum Kind {
     OpenSsh10,
     /// Dropbear 2022.83.
     Dropbear,
+    /// Dropbear 2025.89 (built from Debian trixie's source; ML-KEM and sntrup761; no DSS).
+    Dropbear2025,
     /// tinysshd 20230101 (ed25519 public-key auth only), per connection from tcpserver.
     TinySsh,
     /// tinysshnoneauthd: tinysshd accepting "none" auth, running a fixed command.
@@ -1211,8 +1218,18 @@ fn sshd_of(kind: Kind, extra: &[&str]) -> Server {
 /// Password and public key logins are enabled by default (`-s` disables passwords, `-w`
 /// root logins, `-T n` max auth tries, `-W n` receive window, ...).
 pub fn dropbear(extra_args: &[&str]) -> Server {
+    dropbear_of(Kind::Dropbear, extra_args)
+}
+
+/// Start Dropbear 2025.89 ([`DROPBEAR2025`]) like [`dropbear`], without the DSS host key.
+pub fn dropbear2025(extra_args: &[&str]) -> Server {
+    dropbear_of(Kind::Dropbear2025, extra_args)
+}
+
+fn dropbear_of(kind: Kind, extra_args: &[&str]) -> Server {
     ensure_env();
-    let dir = fresh_dir("dropbear");
+    let new = kind == Kind::Dropbear2025;
+    let dir = fresh_dir(if new { "dropbear2025" } else { "dropbear" });
     let mut keys = Vec::new();
     let mut host_keys = Vec::new();
     for (ty, size) in [
@@ -1221,8 +1238,11 @@ pub fn dropbear(extra_args: &[&str]) -> Server {
         ("rsa", Some("2048")),
         ("dss", None),
     ] {
+        if new && ty == "dss" {
+            continue;
+        }
         let path = dir.join(format!("host_{ty}"));
-        let mut c = Command::new(DROPBEARKEY);
+        let mut c = Command::new(if new { DROPBEARKEY2025 } else { DROPBEARKEY });
         c.args(["-t", ty]);
         if let Some(s) = size {
             c.args(["-s", s]);
@@ -1235,13 +1255,13 @@ pub fn dropbear(extra_args: &[&str]) -> Server {
     let pidfile = dir.join("dropbear.pid");
     let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
     start(
-        Kind::Dropbear,
+        kind,
         dir.clone(),
         v6,
         host_keys,
         vec![dir.join("dropbear.log")],
         move |port| {
-            let mut c = Command::new(DROPBEAR);
+            let mut c = Command::new(if new { DROPBEAR2025 } else { DROPBEAR });
             c.args(["-F", "-E", "-p", &format!("127.0.0.1:{port}")]);
             if v6 {
                 c.args(["-p", &format!("[::1]:{port}")]);

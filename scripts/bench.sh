@@ -151,9 +151,9 @@ handshake_run() {
 handshake_report() {
     local c
     echo "Handshake against OpenSSH 10.0 sshd ($("$SSHD10_BIN" -V 2>&1 | head -1 | cut -d, -f1)): connect + auth + 'true' + exit, medians of $CREPS:"
-    printf '  %-30s %-24s %9s %9s\n' client kex "wall ms" "CPU ms"
+    printf '  %-38s %-24s %9s %9s\n' client kex "wall ms" "CPU ms"
     for c in "${HS_CLIENTS[@]}"; do
-        printf '  %-30s %-24s %9s %9s\n' "$(label "$c")" "${HSKEX[$c]}" \
+        printf '  %-38s %-24s %9s %9s\n' "$(label "$c")" "${HSKEX[$c]}" \
             "$(calc "$(median hs "$c" 1) * 1000" %.1f)" "$(calc "$(median hs "$c" 6) * 1000" %.1f)"
     done
     echo "  => client CPU with ML-KEM: sshbridge / ssh 10.0 = $(calc "$(median hs sshbridge 6) / $(median hs ssh10 6)" %.2fx);" \

@@ -1,5 +1,5 @@
 //! The algorithm table: every algorithm name this client negotiates (RFC 4253 section 6 and
-//! 7.1, draft-ietf-sshm-mlkem-hybrid-kex, draft-josefsson-ntruprime-ssh, RFC 8731, RFC 5656,
+//! 7.1, draft-ietf-sshm-mlkem-hybrid-kex, draft-ietf-sshm-ntruprime-ssh, RFC 8731, RFC 5656,
 //! RFC 8268, RFC 8332, RFC 5647, OpenSSH PROTOCOL and PROTOCOL.chacha20poly1305), in our order
 //! of preference. Nothing else spells these names.
 

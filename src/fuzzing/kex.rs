@@ -1,7 +1,7 @@
 //! The `kex` fuzz target (HOSTILE.md "Fuzz targets": kex reply): the key exchange values of
 //! every method, both ways: as the server's Q_S / f / S_REPLY handed to the client's
 //! `KexPending::finish`, and as the client's Q_C / e / C_PK handed to `kex::server_respond`
-//! (RFC 4253 section 8, RFC 5656 section 4, draft-ietf-sshm-mlkem-hybrid-kex section 2).
+//! (RFC 4253 section 8, RFC 5656 section 4, draft-ietf-sshm-mlkem-hybrid-kex).
 
 use super::FuzzRng;
 use crate::algs::Kex;

@@ -1,7 +1,8 @@
-//! Post-quantum hybrid key exchange: `mlkem768x25519-sha256` (draft-ietf-sshm-mlkem-hybrid-kex
-//! sections 2.1-2.4, as OpenSSH's `kexmlkem768x25519.c` implements it) and
-//! `sntrup761x25519-sha512` / `sntrup761x25519-sha512@openssh.com` (draft-josefsson-ntruprime-ssh
-//! sections 2-3, OpenSSH's `kexsntrup761x25519.c`).
+//! Post-quantum hybrid key exchange: `mlkem768x25519-sha256` (draft-ietf-sshm-mlkem-hybrid-kex,
+//! its "Key Exchange Method" and "Shared Secret Encoding" sections, as OpenSSH's
+//! `kexmlkem768x25519.c` implements them) and `sntrup761x25519-sha512` /
+//! `sntrup761x25519-sha512@openssh.com` (draft-ietf-sshm-ntruprime-ssh, formerly
+//! draft-josefsson-ntruprime-ssh; OpenSSH's `kexsntrup761x25519.c`).
 //!
 //! Both have the ECDH message shape (SSH_MSG_KEX_ECDH_INIT / _REPLY, RFC 5656 section 4): the
 //! client sends C_PK = KEM encapsulation key || X25519 public key, the server replies
@@ -144,7 +145,7 @@ fn split<'a>(alg: Kex, what: &str, value: &'a [u8], kem_len: usize) -> Result<(&
             value.len()
         )));
     }
-    let (kem_part, x) = value.split_at(kem_len);
+    let (kem_part, x) = value.split_at_checked(kem_len).ok_or_else(|| Error::internal("KEM part length"))?;
     let x: [u8; 32] = x.try_into().map_err(|_| Error::internal("X25519 part length"))?;
     Ok((kem_part, x))
 }

@@ -2,8 +2,9 @@
 //! mlkem768x25519-sha256, sntrup761x25519-sha512), curve25519-sha256 (RFC 8731),
 //! ecdh-sha2-nistp256 (RFC 5656 sections 4 and 7), diffie-hellman-group14-sha256 and
 //! -group16-sha512 (RFC 8268, RFC 4253 section 8 with the RFC 3526 groups), the exchange hash
-//! (RFC 4253 section 8, RFC 5656 section 4; K as a `string` for the hybrids,
-//! draft-ietf-sshm-mlkem-hybrid-kex section 2.4) and the key derivation of RFC 4253 section 7.2.
+//! (RFC 4253 section 8, RFC 5656 section 4; K as a `string` for the hybrids, as in
+//! draft-ietf-sshm-mlkem-hybrid-kex, "Shared Secret Encoding") and the key derivation of
+//! RFC 4253 section 7.2.
 
 pub mod hybrid;
 
@@ -427,8 +428,9 @@ mod tests {
         }
     }
 
-    /// draft-ietf-sshm-mlkem-hybrid-kex section 2.4: K is a `string` in H and in the KDF (an
-    /// `mpint` would add a zero byte before a K with its top bit set, and strip leading zeros).
+    /// draft-ietf-sshm-mlkem-hybrid-kex, "Shared Secret Encoding": K is a `string` in H and in
+    /// the KDF (an `mpint` would add a zero byte before a K with its top bit set, and strip
+    /// leading zeros).
     #[test]
     fn hybrid_k_is_a_string_in_the_hash_and_the_kdf() {
         let k = [0x80u8, 0, 1];

@@ -19,6 +19,10 @@ for feature in rsa nistp256 dh legacy sntrup; do
 done
 # The integration tests start their own servers on loopback.
 cargo test --all-targets -- --test-threads="${SSHBRIDGE_TEST_THREADS:-4}"
+# sntrup761 (off by default): its unit tests, hostile values and interop (OpenSSH 10.0 and 9.2,
+# tinysshd, Dropbear 2025).
+cargo test --features sntrup --lib kex::
+cargo test --features sntrup --test interop_pq --test hostile_transport --test fuzz_corpus
 if [[ -f scripts/test-c.sh ]]; then
     bash scripts/test-c.sh
 fi

@@ -4,7 +4,7 @@
 //! `OPEN_BUGS` and replayed only by their own `#[ignore]`d tests.
 //!
 //! The seeds are written by the ignored test `write_seed_corpus`:
-//!     cargo test --test fuzz_corpus -- --ignored write_seed_corpus
+//!     cargo test --features sntrup --test fuzz_corpus -- --ignored write_seed_corpus
 //! Fuzzing itself: scripts/fuzz.sh [target] [seconds].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -96,7 +96,8 @@ fn recorded_sessions_reach_authentication_and_rekey() {
     let dir = fuzz_dir().join("corpus").join("client");
     let mut deep = 0;
     for path in files(&dir) {
-        if !path.file_name().unwrap().to_string_lossy().starts_with("recorded-") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("recorded-") {
             continue;
         }
         let data = std::fs::read(&path).unwrap();

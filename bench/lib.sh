@@ -10,10 +10,14 @@
 #                        authorised for sshbtest (removed again by bench_cleanup)
 #   bench_sshd           one throwaway sshd on a free 127.0.0.1 port: $SSHD_PORT, $SSHD_LOG,
 #                        $HOSTKEY_PUB ("ssh-ed25519 AAAA..."); killed by bench_cleanup
+#   bench_sshd10         a second one, OpenSSH 10.0 (/opt/openssh-10, see scripts/install-deps.sh),
+#                        same config and host key, KexAlgorithms mlkem768x25519-sha256 and
+#                        curve25519-sha256: $SSHD10_PORT, $SSHD10_LOG; killed by bench_cleanup
 #   client_cmd NAME CMD  sets the array CLIENT to the command line that runs CMD remotely with
 #                        client NAME: sshbridge | sshbridge-awslc | ssh | ssh-gcm | ssh-same |
-#                        dbclient | libssh2
-#   bench_cleanup        kill sshd (and its session processes), unauthorise the key, rm $BT
+#                        dbclient | libssh2 | ssh10 | ssh10-x25519 (OpenSSH 10.0's ssh, default
+#                        kex / curve25519); port $CLIENT_PORT if set, else $SSHD_PORT
+#   bench_cleanup        kill the sshds (and their session processes), unauthorise the key, rm $BT
 #
 # Conventions: everything runs as root (sshd must switch to the test user); the test account
 # and the authorized_keys locking protocol are those of tests/support/mod.rs.
@@ -29,6 +33,11 @@ BENCH_KEY_COMMENT="sshb-test-pid$$-bench"
 BT=""
 SSHD_PID=""
 SSHD_PORT=""
+SSHD10_PID=""
+SSHD10_PORT=""
+SSHD10_LOG=""
+readonly SSHD10_BIN=/opt/openssh-10/usr/sbin/sshd
+readonly SSH10_BIN=/opt/openssh-10/usr/bin/ssh
 SSHD_LOG=""
 HOSTKEY_PUB=""
 KEY_AUTHORISED=0
@@ -173,47 +182,94 @@ EOF
     bdie "cannot start sshd"
 }
 
+bench_sshd10() {
+    [[ -x $SSHD10_BIN && -x $SSH10_BIN ]] || bdie "OpenSSH 10.0 missing in /opt/openssh-10 (run scripts/install-deps.sh)"
+    SSHD10_LOG=$BT/sshd10.log
+    local attempt port i
+    for attempt in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 12000))
+        ss -Hltn 2>/dev/null | awk '{print $4}' | grep -q ":$port\$" && continue
+        {
+            sed -e "s/^Port .*/Port $port/" -e "s|^PidFile .*|PidFile $BT/sshd10.pid|" "$BT/sshd_config"
+            echo "KexAlgorithms mlkem768x25519-sha256,curve25519-sha256"
+            echo "SshdSessionPath /opt/openssh-10/usr/lib/openssh/sshd-session"
+            echo "SshdAuthPath /opt/openssh-10/usr/lib/openssh/sshd-auth"
+        } >"$BT/sshd10_config"
+        : >"$SSHD10_LOG"
+        "$SSHD10_BIN" -D -f "$BT/sshd10_config" -E "$SSHD10_LOG" &
+        SSHD10_PID=$!
+        for i in $(seq 100); do
+            if ! kill -0 "$SSHD10_PID" 2>/dev/null; then break; fi
+            if grep -q "Server listening on 127.0.0.1 port $port" "$SSHD10_LOG"; then
+                SSHD10_PORT=$port
+                blog "sshd 10.0 (pid $SSHD10_PID) listening on 127.0.0.1:$port"
+                printf '[127.0.0.1]:%s %s\n' "$port" "$HOSTKEY_PUB" >>"$BT/known_hosts"
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$SSHD10_PID" 2>/dev/null || true
+        wait "$SSHD10_PID" 2>/dev/null || true
+        SSHD10_PID=""
+        blog "sshd 10.0 did not start on port $port (attempt $attempt):"
+        tail -5 "$SSHD10_LOG" >&2
+    done
+    bdie "cannot start sshd 10.0"
+}
+
 # client_cmd NAME REMOTE_COMMAND: sets CLIENT=(argv...).
 client_cmd() {
     local name=$1 cmd=$2
-    local ssh_opts=(-F /dev/null -T -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519"
+    local port=${CLIENT_PORT:-$SSHD_PORT}
+    local ssh_opts=(-F /dev/null -T -p "$port" -l "$BENCH_USER" -i "$BT/id_ed25519"
         -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=yes
         -o UserKnownHostsFile="$BT/known_hosts" -o GlobalKnownHostsFile=/dev/null
         -o UpdateHostKeys=no -o ControlMaster=no -o ControlPath=none -o LogLevel=ERROR)
     case $name in
-    sshbridge) CLIENT=("$BIN/sshexec" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519"
+    sshbridge) CLIENT=("$BIN/sshexec" -p "$port" -l "$BENCH_USER" -i "$BT/id_ed25519"
         -k "$HOSTKEY_PUB" 127.0.0.1 "$cmd") ;;
     # The same program linked against the --features aws-lc build (bench.sh builds it).
-    sshbridge-awslc) CLIENT=("$BIN/sshexec-awslc" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519"
+    sshbridge-awslc) CLIENT=("$BIN/sshexec-awslc" -p "$port" -l "$BENCH_USER" -i "$BT/id_ed25519"
         -k "$HOSTKEY_PUB" 127.0.0.1 "$cmd") ;;
+    ssh10) CLIENT=("$SSH10_BIN" "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
+    ssh10-x25519) CLIENT=("$SSH10_BIN" -o KexAlgorithms=curve25519-sha256 "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     ssh) CLIENT=(ssh "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     ssh-gcm) CLIENT=(ssh -c aes128-gcm@openssh.com "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     # ssh forced to sshbridge's cipher (and MAC): SSH_SAME_OPTS=(-c CIPHER [-m MAC]).
     ssh-same) CLIENT=(ssh "${SSH_SAME_OPTS[@]}" "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     # -y: accept the host key the first time (written to $BT/dbhome/.ssh/known_hosts by the
     # probe run), check it on every later run.
-    dbclient) CLIENT=(env HOME="$BT/dbhome" dbclient -y -p "$SSHD_PORT" -l "$BENCH_USER"
+    dbclient) CLIENT=(env HOME="$BT/dbhome" dbclient -y -p "$port" -l "$BENCH_USER"
         -i "$BT/id_ed25519.db" -W 2097152 127.0.0.1 "$cmd") ;;
-    libssh2) CLIENT=("$BIN/libssh2_exec" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519"
+    libssh2) CLIENT=("$BIN/libssh2_exec" -p "$port" -l "$BENCH_USER" -i "$BT/id_ed25519"
         -k "$HOSTKEY_PUB" 127.0.0.1 "$cmd") ;;
     *) bdie "unknown client $name" ;;
     esac
+}
+
+# kill_sshd PID: an sshd we started and its session processes.
+kill_sshd() {
+    local kids
+    kids=$(descendants "$1")
+    # shellcheck disable=SC2086
+    [[ -n $kids ]] && kill -TERM $kids 2>/dev/null
+    kill -TERM "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    sleep 0.2
+    # shellcheck disable=SC2086
+    [[ -n $kids ]] && kill -KILL $kids 2>/dev/null
 }
 
 bench_cleanup() {
     local rc=$?
     set +e
     if [[ -n $SSHD_PID ]]; then
-        local kids
-        kids=$(descendants "$SSHD_PID")
-        # shellcheck disable=SC2086
-        [[ -n $kids ]] && kill -TERM $kids 2>/dev/null
-        kill -TERM "$SSHD_PID" 2>/dev/null
-        wait "$SSHD_PID" 2>/dev/null
-        sleep 0.2
-        # shellcheck disable=SC2086
-        [[ -n $kids ]] && kill -KILL $kids 2>/dev/null
+        kill_sshd "$SSHD_PID"
         SSHD_PID=""
+    fi
+    if [[ -n $SSHD10_PID ]]; then
+        kill_sshd "$SSHD10_PID"
+        SSHD10_PID=""
     fi
     if ((KEY_AUTHORISED)); then
         ak_edit remove

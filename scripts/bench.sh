@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench.sh — sshbridge against OpenSSH ssh, Dropbear dbclient and libssh2, on one local sshd.
 #
-#   scripts/bench.sh [--quick] [--reps N] [--size-mib M]
+#   scripts/bench.sh [--quick] [--reps N] [--size-mib M] [--handshake-only]
 #
 #   default   5 repetitions, 1 GiB transfers (about 10-15 minutes on 2 cores)
 #   --quick   2 repetitions, 256 MiB transfers
+#   --handshake-only   only the post-quantum handshake figures (below), 6 x REPS connects each
 #
 # Needs root (the throwaway sshd switches to the test account sshbtest); installs missing
 # packages with scripts/install-deps.sh. Builds the library (cargo rustc --release as CMake does, and
@@ -21,6 +22,10 @@
 #   connect   connect + authenticate + `true` + exit        wall time, client CPU, max RSS
 #   memory    RSS added per idle session, 100 sessions in one process (bench/rss_sessions.c)
 #   size      stripped libsshbridge.so, all algorithms, --no-default-features and --features aws-lc
+#   handshake connect + authenticate + `true` + exit against a second sshd, OpenSSH 10.0
+#             (/opt/openssh-10), KexAlgorithms mlkem768x25519-sha256,curve25519-sha256: client
+#             wall and CPU of sshbridge (ML-KEM) vs OpenSSH 10.0's ssh (ML-KEM, and forced to
+#             curve25519-sha256 for what ML-KEM itself costs); kex read from that sshd's log
 # Clients: sshbridge (examples/sshexec.c over the drop-in C API), sshbridge (aws-lc) (the same
 # program linked against the --features aws-lc build, bench/target-awslc), ssh (default cipher),
 # ssh -c aes128-gcm@openssh.com, dbclient -W 2097152, libssh2 (bench/libssh2_exec.c); plus
@@ -39,12 +44,14 @@ source "$(dirname "$0")/../bench/lib.sh"
 
 REPS=5
 SIZE_MIB=1024
+HS_ONLY=0
 while (($#)); do
     case $1 in
     --quick) REPS=2 SIZE_MIB=256 ;;
     --reps) REPS=$2; shift ;;
     --size-mib) SIZE_MIB=$2; shift ;;
-    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --handshake-only) HS_ONLY=1 ;;
+    -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) bdie "unknown argument $1 (try --help)" ;;
     esac
     shift
@@ -65,27 +72,31 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # Build
 # ---------------------------------------------------------------------------------------
 bench_build_lib
-blog "${BENCH_CARGO_C[*]} --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
-(cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-modern \
-    "${BENCH_CARGO_C[@]}" --no-default-features) >&2 || bdie "modern-only build failed"
-blog "${BENCH_CARGO_C[*]} --features aws-lc (CARGO_TARGET_DIR=bench/target-awslc)"
-(cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-awslc \
-    "${BENCH_CARGO_C[@]}" --features aws-lc) >&2 || bdie "aws-lc build failed"
-mkdir -p "$BT/so"
-cp "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.so" "$BT/so/awslc.so"
-strip -o "$BT/so/awslc.stripped.so" "$BT/so/awslc.so"
-cp "$BENCH_ROOT/target/release/libsshbridge.so" "$BT/so/all.so"
-cp "$BENCH_ROOT/bench/target-modern/release/libsshbridge.so" "$BT/so/modern.so"
-strip -o "$BT/so/all.stripped.so" "$BT/so/all.so"
-strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
+if ((!HS_ONLY)); then
+    blog "${BENCH_CARGO_C[*]} --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
+    (cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-modern \
+        "${BENCH_CARGO_C[@]}" --no-default-features) >&2 || bdie "modern-only build failed"
+    blog "${BENCH_CARGO_C[*]} --features aws-lc (CARGO_TARGET_DIR=bench/target-awslc)"
+    (cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-awslc \
+        "${BENCH_CARGO_C[@]}" --features aws-lc) >&2 || bdie "aws-lc build failed"
+    mkdir -p "$BT/so"
+    cp "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.so" "$BT/so/awslc.so"
+    strip -o "$BT/so/awslc.stripped.so" "$BT/so/awslc.so"
+    cp "$BENCH_ROOT/target/release/libsshbridge.so" "$BT/so/all.so"
+    cp "$BENCH_ROOT/bench/target-modern/release/libsshbridge.so" "$BT/so/modern.so"
+    strip -o "$BT/so/all.stripped.so" "$BT/so/all.so"
+    strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
+fi
 BIN=$BT/bin
 blog "building sshexec, libssh2_exec, rss_sessions, timeit"
 bench_build_c "$BIN"
-gcc -O2 -g -Wall -Wextra -I"$BENCH_ROOT/include" -o "$BIN/sshexec-awslc" "$BENCH_ROOT/examples/sshexec.c" \
-    "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.a" "${BENCH_NATIVE_LIBS[@]}" ||
-    bdie "cannot build sshexec against the aws-lc build"
-blog "cargo build --release --example channels"
-(cd "$BENCH_ROOT" && cargo build -q --release --example channels) >&2 || bdie "examples/channels failed to build"
+if ((!HS_ONLY)); then
+    gcc -O2 -g -Wall -Wextra -I"$BENCH_ROOT/include" -o "$BIN/sshexec-awslc" "$BENCH_ROOT/examples/sshexec.c" \
+        "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.a" "${BENCH_NATIVE_LIBS[@]}" ||
+        bdie "cannot build sshexec against the aws-lc build"
+    blog "cargo build --release --example channels"
+    (cd "$BENCH_ROOT" && cargo build -q --release --example channels) >&2 || bdie "examples/channels failed to build"
+fi
 
 bench_keys
 bench_sshd
@@ -93,6 +104,85 @@ R=$BT/results
 mkdir -p "$R"
 ERRLOG=$BT/client-stderr.log
 FAILURES=()
+
+# logfield REGEX-WITH-ONE-GROUP < lines: the group of the first matching line ("" if none).
+logfield() { tr -d '\r' | sed -n "s/.*$1/\\1/p" | awk 'NR == 1'; }
+# median TEST CLIENT FIELD (1 wall, 2 user, 3 sys, 4 maxrss, 6 = user+sys); "nan" if no run.
+median() {
+    local f runs=()
+    for f in "$R/$1.$2".*; do [[ -f $f && $f != *.failed ]] && runs+=("$f"); done
+    ((${#runs[@]})) || { echo nan; return; }
+    cat "${runs[@]}" | awk -v k="$3" '{ print (k == 6 ? $2 + $3 : $k) }' | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+calc() { awk "BEGIN { v = $1; printf \"$2\", v }" 2>/dev/null || echo nan; }
+label() {
+    case $1 in
+    sshbridge) echo "sshbridge (sshexec)" ;;
+    sshbridge-awslc) echo "sshbridge (aws-lc)" ;;
+    ssh) echo "ssh (default)" ;;
+    ssh-gcm) echo "ssh -c aes128-gcm" ;;
+    ssh-same) echo "ssh ${SSH_SAME_OPTS[*]}" ;;
+    dbclient) echo "dbclient -W 2097152" ;;
+    libssh2) echo "libssh2 $(dpkg-query -W -f='${Version}' libssh2-1 2>/dev/null | cut -d- -f1)" ;;
+    ssh10) echo "ssh 10.0 (default kex)" ;;
+    ssh10-x25519) echo "ssh 10.0 -o KexAlgorithms=curve25519" ;;
+    esac
+}
+# ---------------------------------------------------------------------------------------
+# Handshake cost with post-quantum key exchange, against OpenSSH 10.0's sshd
+# ---------------------------------------------------------------------------------------
+HS_CLIENTS=(sshbridge ssh10 ssh10-x25519)
+declare -A HSKEX
+
+# run_hs TEST CLIENT REP: one timed connect + `true` + exit against sshd 10.0.
+run_hs() {
+    local res="$R/$1.$2.$3" st
+    CLIENT_PORT=$SSHD10_PORT client_cmd "$2" "true"
+    "$BIN/timeit" -t 60 -o "$res" -- "${CLIENT[@]}" </dev/null >/dev/null 2>>"$ERRLOG" || true
+    st=$(awk '{print $5}' "$res" 2>/dev/null || echo 255)
+    if [[ $st != 0 ]]; then
+        FAILURES+=("$1/$2/rep$3: exit status $st")
+        mv "$res" "$res.failed"
+    fi
+}
+
+handshake_run() {
+    bench_sshd10
+    local c rep i n=${#HS_CLIENTS[@]} before
+    for c in "${HS_CLIENTS[@]}"; do
+        before=$(wc -l <"$SSHD10_LOG")
+        run_hs hsprobe "$c" 0
+        sleep 0.3
+        HSKEX[$c]=$(tail -n +"$((before + 1))" "$SSHD10_LOG" | logfield 'kex: algorithm: \([^ ]*\).*')
+        [[ -n ${HSKEX[$c]} ]] || bdie "$c: no kex in $SSHD10_LOG"
+    done
+    blog "handshake against OpenSSH 10.0: $CREPS x $n clients"
+    for ((rep = 1; rep <= CREPS; rep++)); do
+        for ((i = 0; i < n; i++)); do run_hs hs "${HS_CLIENTS[$(((i + rep) % n))]}" "$rep"; done
+    done
+}
+
+handshake_report() {
+    local c
+    echo "Handshake against OpenSSH 10.0 sshd ($("$SSHD10_BIN" -V 2>&1 | head -1 | cut -d, -f1)): connect + auth + 'true' + exit, medians of $CREPS:"
+    printf '  %-38s %-24s %9s %9s\n' client kex "wall ms" "CPU ms"
+    for c in "${HS_CLIENTS[@]}"; do
+        printf '  %-38s %-24s %9s %9s\n' "$(label "$c")" "${HSKEX[$c]}" \
+            "$(calc "$(median hs "$c" 1) * 1000" %.1f)" "$(calc "$(median hs "$c" 6) * 1000" %.1f)"
+    done
+    echo "  => client CPU with ML-KEM: sshbridge / ssh 10.0 = $(calc "$(median hs sshbridge 6) / $(median hs ssh10 6)" %.2fx);" \
+        "ML-KEM's extra CPU in ssh 10.0 = $(calc "($(median hs ssh10 6) - $(median hs ssh10-x25519 6)) * 1000" %.1f) ms"
+    echo
+}
+
+if ((HS_ONLY)); then
+    handshake_run
+    echo
+    handshake_report
+    if ((${#FAILURES[@]})); then printf 'failed runs: %s\n' "${FAILURES[@]}"; fi
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------
 # Probe: each client works, moves bytes exactly, reports exit codes; what it negotiates
@@ -128,8 +218,6 @@ probe() {
     [[ -n ${CIPHER_SC[$c]} ]] || bdie "$c: negotiated cipher not found in $SSHD_LOG"
 }
 
-# logfield REGEX-WITH-ONE-GROUP < lines: the group of the first matching line ("" if none).
-logfield() { tr -d '\r' | sed -n "s/.*$1/\\1/p" | awk 'NR == 1'; }
 
 blog "probing clients (correctness, negotiated algorithms)"
 for c in "${CLIENTS[@]}"; do probe "$c"; done
@@ -191,6 +279,8 @@ for ((rep = 1; rep <= CREPS; rep++)); do
     done < <(rotated "$rep")
 done
 
+handshake_run
+
 blog "memory: $NSESS idle sessions in one process"
 RSS_LINE=$("$BIN/rss_sessions" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" \
     -n "$NSESS" 127.0.0.1 2>>"$ERRLOG") || {
@@ -202,26 +292,6 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------
-# median TEST CLIENT FIELD (1 wall, 2 user, 3 sys, 4 maxrss, 6 = user+sys); "nan" if no run.
-median() {
-    local f runs=()
-    for f in "$R/$1.$2".*; do [[ -f $f && $f != *.failed ]] && runs+=("$f"); done
-    ((${#runs[@]})) || { echo nan; return; }
-    cat "${runs[@]}" | awk -v k="$3" '{ print (k == 6 ? $2 + $3 : $k) }' | sort -g |
-        awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-calc() { awk "BEGIN { v = $1; printf \"$2\", v }" 2>/dev/null || echo nan; }
-label() {
-    case $1 in
-    sshbridge) echo "sshbridge (sshexec)" ;;
-    sshbridge-awslc) echo "sshbridge (aws-lc)" ;;
-    ssh) echo "ssh (default)" ;;
-    ssh-gcm) echo "ssh -c aes128-gcm" ;;
-    ssh-same) echo "ssh ${SSH_SAME_OPTS[*]}" ;;
-    dbclient) echo "dbclient -W 2097152" ;;
-    libssh2) echo "libssh2 $(dpkg-query -W -f='${Version}' libssh2-1 2>/dev/null | cut -d- -f1)" ;;
-    esac
-}
 GIB=$(calc "1073741824 / $SIZE" "%.6f") # per-GiB scale
 declare -A DW DC UW UC CW CC CR
 for c in "${CLIENTS[@]}"; do
@@ -275,6 +345,7 @@ for c in "${CLIENTS[@]}"; do
         "$(calc "${CC[$c]} * 1000" %.1f)" "$(calc "${CR[$c]}" %.0f)"
 done
 echo
+handshake_report
 PER_SESS=nan
 if [[ -n $RSS_LINE ]]; then
     PER_SESS=$(sed 's/.*per_session_kib=\([^ ]*\).*/\1/' <<<"$RSS_LINE")

@@ -38,7 +38,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-all=(ident packet message private_key public_key signature client client_session)
+all=(ident packet message private_key public_key signature client client_session kex)
 if [[ $want == all ]]; then
     targets=("${all[@]}")
 else

@@ -6,7 +6,15 @@
 #     something is missing);
 #   * never leaves a system sshd/dropbear running that this script caused to start;
 #   * creates the test account `sshbtest` (password login enabled) and its ~/.ssh;
-#   * creates /run/sshd (sshd's privilege-separation directory).
+#   * creates /run/sshd (sshd's privilege-separation directory);
+#   * fetches OpenSSH 10.0 (openssh-server/-client/-sftp-server 1:10.0p1-7~bpo12+1) from
+#     bookworm-backports through a private apt source list and state directory (the system's
+#     apt configuration is not touched; the mirror is the one the system already uses) and
+#     unpacks it with dpkg-deb -x into /opt/openssh-10, beside the system's OpenSSH 9.2, which
+#     stays (10.0 has no DSA). Its sshd runs with SshdSessionPath/SshdAuthPath pointing there;
+#   * builds Dropbear 2025.89 (ML-KEM and sntrup761 on by default) from Debian trixie's source
+#     package (fetched the same private way, deb-src) into /opt/dropbear-2025: the trixie
+#     binaries need a newer glibc than bookworm's. About 30 s of CPU.
 #
 # The account name and password are mirrored in tests/support/mod.rs (USER, PASSWORD).
 set -euo pipefail
@@ -142,5 +150,122 @@ as_root chmod 600 "$TEST_HOME/.ssh/authorized_keys"
 # ---------------------------------------------------------------------------
 as_root mkdir -p /run/sshd
 as_root chmod 755 /run/sshd
+
+# ---------------------------------------------------------------------------
+# 4. OpenSSH 10.0 from bookworm-backports, unpacked privately (not installed)
+# ---------------------------------------------------------------------------
+readonly OPENSSH10_VERSION='1:10.0p1-7~bpo12+1'
+readonly OPENSSH10_DIR=/opt/openssh-10
+readonly OPENSSH10_PACKAGES=(openssh-server openssh-client openssh-sftp-server)
+readonly APT_PRIVATE=/var/cache/sshbridge-apt
+readonly DROPBEAR25_VERSION='2025.89-1~deb13u1'
+readonly DROPBEAR25_DIR=/opt/dropbear-2025
+
+openssh10_ok() {
+    [[ -x $OPENSSH10_DIR/usr/sbin/sshd && -x $OPENSSH10_DIR/usr/bin/ssh \
+        && -x $OPENSSH10_DIR/usr/lib/openssh/sshd-session \
+        && $(cat "$OPENSSH10_DIR/VERSION" 2>/dev/null) == "$OPENSSH10_VERSION" ]]
+}
+
+# The Debian mirror the system's own apt sources use for bookworm (deb822 or one-line
+# format), so that no mirror is hard-coded here.
+debian_mirror() {
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        # deb822: the URIs of the first stanza whose Suites include "bookworm".
+        uri=$(awk '
+            /^[[:space:]]*$/ { if (suite && uris != "") { print uris; exit } suite = 0; uris = ""; next }
+            /^URIs:/ { uris = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+            END { if (suite && uris != "") print uris }' "$f" | head -n1)
+        [[ -n $uri ]] && { printf '%s\n' "${uri%/}"; return 0; }
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f $f ]] || continue
+        # one-line: deb [options] URI bookworm components
+        uri=$(sed -E 's/\[[^]]*\]//' "$f" | awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
+        [[ -n $uri ]] && { printf '%s\n' "${uri%/}"; return 0; }
+    done
+    return 1
+}
+
+if ! openssh10_ok; then
+    mirror=$(debian_mirror) || die "cannot find the bookworm mirror in the system's apt sources"
+    log "fetching OpenSSH $OPENSSH10_VERSION from $mirror bookworm-backports into $OPENSSH10_DIR"
+    as_root mkdir -p "$APT_PRIVATE/lists/partial" "$APT_PRIVATE/cache/archives/partial" \
+        "$APT_PRIVATE/parts" "$APT_PRIVATE/debs"
+    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s bookworm-backports main\n' \
+        "$mirror" | as_root tee "$APT_PRIVATE/sources.list" >/dev/null
+    apt_private=(
+        -o "Dir::Etc::SourceList=$APT_PRIVATE/sources.list"
+        -o "Dir::Etc::SourceParts=$APT_PRIVATE/parts"
+        -o "Dir::State::Lists=$APT_PRIVATE/lists"
+        -o "Dir::Cache=$APT_PRIVATE/cache"
+        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+    )
+    as_root apt-get "${apt_private[@]}" update -qq
+    as_root rm -f "$APT_PRIVATE"/debs/*.deb
+    # apt downloads as user _apt (sandbox) when that user can write the target directory.
+    id -u _apt >/dev/null 2>&1 && as_root chown _apt "$APT_PRIVATE/debs"
+    (cd "$APT_PRIVATE/debs" && as_root apt-get "${apt_private[@]}" download -qq \
+        "${OPENSSH10_PACKAGES[@]/%/=$OPENSSH10_VERSION}")
+    as_root rm -rf "$OPENSSH10_DIR.new"
+    as_root mkdir -p "$OPENSSH10_DIR.new"
+    for deb in "$APT_PRIVATE"/debs/*.deb; do
+        as_root dpkg-deb -x "$deb" "$OPENSSH10_DIR.new"
+    done
+    printf '%s\n' "$OPENSSH10_VERSION" | as_root tee "$OPENSSH10_DIR.new/VERSION" >/dev/null
+    as_root rm -rf "$OPENSSH10_DIR"
+    as_root mv "$OPENSSH10_DIR.new" "$OPENSSH10_DIR"
+    openssh10_ok || die "OpenSSH 10.0 unpacked incompletely into $OPENSSH10_DIR"
+fi
+# Its binaries must find their libraries on this system (bookworm's).
+for bin in usr/sbin/sshd usr/lib/openssh/sshd-session usr/lib/openssh/sshd-auth usr/bin/ssh; do
+    [[ -x $OPENSSH10_DIR/$bin ]] || continue
+    if ldd "$OPENSSH10_DIR/$bin" | grep -q 'not found'; then
+        die "$OPENSSH10_DIR/$bin: missing libraries: $(ldd "$OPENSSH10_DIR/$bin" | grep 'not found' | tr -s ' \n\t' ' ')"
+    fi
+done
+
+# ---------------------------------------------------------------------------------------
+# 5. Dropbear 2025.89 built from Debian trixie's source package (private apt, deb-src)
+# ---------------------------------------------------------------------------------------
+dropbear25_ok() {
+    [[ -x $DROPBEAR25_DIR/dropbear && -x $DROPBEAR25_DIR/dropbearkey \
+        && $(cat "$DROPBEAR25_DIR/VERSION" 2>/dev/null) == "$DROPBEAR25_VERSION" ]]
+}
+if ! dropbear25_ok; then
+    command -v gcc >/dev/null && command -v make >/dev/null || die "building Dropbear needs gcc and make"
+    mirror=$(debian_mirror) || die "cannot find the Debian mirror in the system's apt sources"
+    src=$APT_PRIVATE/dropbear-src
+    log "building Dropbear $DROPBEAR25_VERSION from $mirror trixie (source) into $DROPBEAR25_DIR"
+    as_root mkdir -p "$src/lists/partial" "$src/cache/archives/partial" "$src/parts" "$src/dl"
+    printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' \
+        "$mirror" | as_root tee "$src/sources.list" >/dev/null
+    apt_src=(
+        -o "Dir::Etc::SourceList=$src/sources.list"
+        -o "Dir::Etc::SourceParts=$src/parts"
+        -o "Dir::State::Lists=$src/lists"
+        -o "Dir::Cache=$src/cache"
+        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+    )
+    as_root apt-get "${apt_src[@]}" update -qq
+    as_root rm -rf "$src/dl" "$src/build"
+    as_root mkdir -p "$src/dl" "$src/build"
+    id -u _apt >/dev/null 2>&1 && as_root chown _apt "$src/dl"
+    (cd "$src/dl" && as_root apt-get "${apt_src[@]}" source --download-only -qq "dropbear=$DROPBEAR25_VERSION")
+    # The upstream tarball is all we build; Debian's only patch touches upstream's test suite.
+    as_root tar -xjf "$src"/dl/dropbear_"${DROPBEAR25_VERSION%%-*}".orig.tar.bz2 -C "$src/build" --strip-components=1
+    (cd "$src/build" && as_root ./configure -q --disable-pam --disable-zlib --disable-lastlog \
+        --disable-utmp --disable-utmpx --disable-wtmp --disable-wtmpx >/dev/null &&
+        as_root make -s -j"$(nproc)" PROGRAMS="dropbear dropbearkey" >/dev/null) ||
+        die "Dropbear $DROPBEAR25_VERSION did not build (see $src/build)"
+    as_root rm -rf "$DROPBEAR25_DIR"
+    as_root mkdir -p "$DROPBEAR25_DIR"
+    as_root install -m 755 "$src/build/dropbear" "$src/build/dropbearkey" "$DROPBEAR25_DIR/"
+    printf '%s\n' "$DROPBEAR25_VERSION" | as_root tee "$DROPBEAR25_DIR/VERSION" >/dev/null
+    dropbear25_ok || die "Dropbear $DROPBEAR25_VERSION missing after the build"
+fi
 
 log "ok"

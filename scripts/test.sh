@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export CARGO_TERM_COLOR=never
 # One RustCrypto generation only: no crate may appear twice in the dependency graph.
-# Checked with and without the optional aws-lc backend.
-for features in "" "--features aws-lc"; do
+# Checked with and without the optional aws-lc and sntrup features.
+for features in "" "--features aws-lc" "--features sntrup"; do
     # shellcheck disable=SC2086
     dups=$(cargo tree -d --edges normal $features 2>/dev/null || true)
     if [[ -n $dups ]]; then
@@ -23,13 +23,17 @@ cargo clippy -q --lib --features aws-lc -- -D warnings
 # The optional aws-lc-rs cipher backend (aws-lc-sys compiles AWS-LC with the C compiler): the
 # cipher tests run each case on both backends and cross them (seal on one, open on the other).
 cargo test --lib --features aws-lc cipher
-# The embedded "modern" build (no rsa, nistp256, dh, legacy), then each optional family alone.
+# The embedded "modern" build (no rsa, nistp256, dh, legacy, sntrup), then each optional family alone.
 cargo test --lib --no-default-features
-for feature in rsa nistp256 dh legacy; do
+for feature in rsa nistp256 dh legacy sntrup; do
     cargo build -q --lib --no-default-features --features "$feature"
 done
 # The integration tests start their own servers on loopback.
 cargo test --all-targets -- --test-threads="${SSHBRIDGE_TEST_THREADS:-4}"
+# sntrup761 (off by default): its unit tests, hostile values and interop (OpenSSH 10.0 and 9.2,
+# tinysshd, Dropbear 2025).
+cargo test --features sntrup --lib kex::
+cargo test --features sntrup --test interop_pq --test hostile_transport --test fuzz_corpus
 if [[ -f scripts/test-c.sh ]]; then
     bash scripts/test-c.sh
 fi

@@ -1,6 +1,7 @@
 //! The algorithm table: every algorithm name this client negotiates (RFC 4253 section 6 and
-//! 7.1, RFC 8731, RFC 5656, RFC 8268, RFC 8332, RFC 5647, OpenSSH PROTOCOL and
-//! PROTOCOL.chacha20poly1305), in our order of preference. Nothing else spells these names.
+//! 7.1, draft-ietf-sshm-mlkem-hybrid-kex, draft-ietf-sshm-ntruprime-ssh, RFC 8731, RFC 5656,
+//! RFC 8268, RFC 8332, RFC 5647, OpenSSH PROTOCOL and PROTOCOL.chacha20poly1305), in our order
+//! of preference. Nothing else spells these names.
 
 use crate::error::Error;
 
@@ -30,6 +31,11 @@ macro_rules! alg_enum {
 alg_enum!(
     /// Key exchange methods.
     Kex {
+        Mlkem768X25519Sha256 = "mlkem768x25519-sha256",
+        #[cfg(feature = "sntrup")]
+        Sntrup761X25519Sha512 = "sntrup761x25519-sha512",
+        #[cfg(feature = "sntrup")]
+        Sntrup761X25519Sha512Openssh = "sntrup761x25519-sha512@openssh.com",
         Curve25519Sha256 = "curve25519-sha256",
         Curve25519Sha256Libssh = "curve25519-sha256@libssh.org",
         #[cfg(feature = "nistp256")]
@@ -88,7 +94,20 @@ impl Kex {
         match self {
             #[cfg(feature = "dh")]
             Kex::DhGroup16Sha512 => 64,
+            #[cfg(feature = "sntrup")]
+            Kex::Sntrup761X25519Sha512 | Kex::Sntrup761X25519Sha512Openssh => 64,
             _ => 32,
+        }
+    }
+
+    /// Post-quantum hybrids: a KEM combined with X25519, whose shared secret K is a hash
+    /// output encoded as an SSH `string` rather than an `mpint`.
+    pub fn is_hybrid(self) -> bool {
+        match self {
+            Kex::Mlkem768X25519Sha256 => true,
+            #[cfg(feature = "sntrup")]
+            Kex::Sntrup761X25519Sha512 | Kex::Sntrup761X25519Sha512Openssh => true,
+            _ => false,
         }
     }
 }
@@ -274,7 +293,13 @@ mod tests {
             assert_eq!(&p.host_key[p.host_key.len() - 2..], &[SigAlg::SshRsa, SigAlg::SshDss]);
             assert_eq!(p.mac.last(), Some(&Mac::HmacSha1));
         }
-        assert_eq!(p.kex[0], Kex::Curve25519Sha256);
+        // OpenSSH 10's order: the post-quantum hybrids first, ML-KEM leading.
+        assert_eq!(p.kex[0], Kex::Mlkem768X25519Sha256);
+        #[cfg(feature = "sntrup")]
+        assert_eq!(&p.kex[1..3], &[Kex::Sntrup761X25519Sha512, Kex::Sntrup761X25519Sha512Openssh]);
+        let first_classic = p.kex.iter().position(|k| !k.is_hybrid()).unwrap();
+        assert_eq!(p.kex[first_classic], Kex::Curve25519Sha256);
+        assert!(p.kex[first_classic..].iter().all(|k| !k.is_hybrid()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `OPEN_BUGS` and replayed only by their own `#[ignore]`d tests.
 //!
 //! The seeds are written by the ignored test `write_seed_corpus`:
-//!     cargo test --test fuzz_corpus -- --ignored write_seed_corpus
+//!     cargo test --features sntrup --test fuzz_corpus -- --ignored write_seed_corpus
 //! Fuzzing itself: scripts/fuzz.sh [target] [seconds].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -26,6 +26,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("signature", fuzzing::signature),
     ("client", fuzzing::client),
     ("client_session", fuzzing::client_session),
+    ("kex", fuzzing::kex),
 ];
 
 /// `fuzz/regressions/<target>/<file>` of bugs still open: skipped by `regressions_replay`, each
@@ -95,7 +96,8 @@ fn recorded_sessions_reach_authentication_and_rekey() {
     let dir = fuzz_dir().join("corpus").join("client");
     let mut deep = 0;
     for path in files(&dir) {
-        if !path.file_name().unwrap().to_string_lossy().starts_with("recorded-") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("recorded-") {
             continue;
         }
         let data = std::fs::read(&path).unwrap();
@@ -116,6 +118,33 @@ fn session_seeds_run_to_the_end() {
         let out = fuzzing::run_session(&data).unwrap();
         assert_eq!((out.error, out.phase), (None, Phase::Connected), "{}", path.display());
         assert!(out.kex_count >= 1);
+    }
+}
+
+/// The `kex` seeds named `valid-*` are accepted (a real reply to the target's own client, or a
+/// real client value), so mutations start from values of the right shape; the others are
+/// refused.
+#[test]
+fn kex_seeds_are_what_their_names_say() {
+    use sshbridge::kex::{server_respond, KexPending};
+    let methods = fuzzing::kex_methods();
+    let files = files(&fuzz_dir().join("corpus").join("kex"));
+    assert!(files.len() >= 20, "only {} kex seeds", files.len());
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(&path).unwrap();
+        let (sel, value) = data.split_first().unwrap();
+        let alg = methods[usize::from(sel >> 1) % methods.len()];
+        if !name.contains(&alg.name().replace('@', "_")) {
+            continue; // a method this build leaves out (the table has a stand-in)
+        }
+        let ok = if sel & 1 == 0 {
+            let ours = KexPending::start(alg, &mut fuzzing::FuzzRng::new(fuzzing::KEX_CLIENT_SEED)).unwrap();
+            ours.finish(value).is_ok()
+        } else {
+            server_respond(alg, value, &mut fuzzing::FuzzRng::new(1)).is_ok()
+        };
+        assert_eq!(ok, name.starts_with("valid-"), "{name}");
     }
 }
 
@@ -445,7 +474,7 @@ fn write_seed_corpus() {
     let sdir = root.join("client_session");
     for (name, script, replayable) in session_scripts() {
         let body = fuzzing::make_script(&script);
-        for suite in 0u8..8 {
+        for suite in 0u8..10 {
             let strict = suite % 2 == 0;
             let split = suite == 3;
             let flags = suite | if split { 0x20 } else { 0 } | if strict { 0x40 } else { 0 };
@@ -492,6 +521,31 @@ fn write_seed_corpus() {
     d.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff, 4, 0, 0, 0]);
     write(&cdir, "huge-length", &d);
     write(&cdir, "prefix-garbage", &[0x41, 0, 0, 0, 0, 12, 4, 31, 0, 0, 0, 0]);
+
+    // kex: for every method a real server reply to the target's client and a real client
+    // value, then hostile variants of the hybrids' (lengths, zero X25519 share).
+    let dir = root.join("kex");
+    for (i, alg) in fuzzing::kex_methods().iter().enumerate() {
+        let tag = alg.name().replace('@', "_");
+        let sel = (i as u8) << 1;
+        let client = sshbridge::kex::KexPending::start(*alg, &mut fuzzing::FuzzRng::new(fuzzing::KEX_CLIENT_SEED)).unwrap();
+        let (reply, _) = sshbridge::kex::server_respond(*alg, &client.client_value, &mut fuzzing::FuzzRng::new(7)).unwrap();
+        let with = |sel: u8, v: &[u8]| [&[sel][..], v].concat();
+        write(&dir, &format!("valid-{i}-{tag}-reply"), &with(sel, &reply));
+        write(&dir, &format!("valid-{i}-{tag}-client"), &with(sel | 1, &client.client_value));
+        if !alg.is_hybrid() {
+            continue;
+        }
+        for (what, v) in [("reply", &reply), ("client", &client.client_value)] {
+            let role = u8::from(what == "client");
+            write(&dir, &format!("bad-{i}-{tag}-{what}-short"), &with(sel | role, &v[..v.len() - 1]));
+            write(&dir, &format!("bad-{i}-{tag}-{what}-long"), &with(sel | role, &[&v[..], &[0]].concat()));
+            let mut zero = v.clone();
+            let n = zero.len();
+            zero[n - 32..].fill(0);
+            write(&dir, &format!("bad-{i}-{tag}-{what}-zero-x25519"), &with(sel | role, &zero));
+        }
+    }
 }
 
 fn pick_key(k: &'static fuzzing::FixedKeys, alg: sshbridge::SigAlg) -> &'static sshbridge::PrivateKey {

@@ -737,6 +737,80 @@ fn r16_bad_curve25519_server_values() {
     }
 }
 
+/// The post-quantum hybrids: S_REPLY of the wrong length (the ciphertext or the X25519 part
+/// too short or too long, or missing), an all-zero X25519 share (the zero point, and a point of
+/// order 8 that gives the zero result) behind a real ciphertext, and a corrupted ciphertext of
+/// the right size (ML-KEM/sntrup implicit rejection: another K, so the signature fails).
+#[test]
+fn r16_bad_hybrid_server_values() {
+    let _g = shared();
+    let mut methods = vec![("mlkem768x25519-sha256", 1088usize)];
+    if cfg!(feature = "sntrup") {
+        methods.push(("sntrup761x25519-sha512", 1039));
+        methods.push(("sntrup761x25519-sha512@openssh.com", 1039));
+    }
+    for (kex, ct) in methods {
+        let n = ct + 32;
+        let mut order8 = [0u8; 32];
+        order8[0] = 1;
+        let mut cases: Vec<(String, KexFault, &str, &str)> = Vec::new();
+        for (what, len) in [
+            ("ciphertext one byte short", n - 1),
+            ("ciphertext one byte long", n + 1),
+            ("X25519 key only", 32),
+            ("ciphertext only", ct),
+            ("empty", 0),
+            ("doubled", 2 * n),
+        ] {
+            cases.push((what.into(), KexFault::ServerValue(vec![0x5a; len]), "Crypto", format!("is {len} bytes, not {n}").leak()));
+        }
+        for (what, x) in [("zero X25519 share", [0u8; 32]), ("X25519 point of order 8", order8)] {
+            let f = KexFault::ServerValueAt { at: ct, bytes: x.to_vec() };
+            cases.push((what.into(), f, "Crypto", "X25519 shared secret is zero"));
+        }
+        let f = KexFault::ServerValueAt { at: 100, bytes: vec![0xa5; 16] };
+        cases.push(("corrupted ciphertext".into(), f, "Crypto", "signature"));
+        for (what, fault, variant, fragment) in cases {
+            let what = format!("{kex}: {what}");
+            let o = KexOpts::default().with_kex(&[kex]).with_fault(fault);
+            let (e, el, rec) = fail(vec![banner(), Step::Kex(o), Step::Hang]);
+            assert_error(&e, &[variant], fragment);
+            if fragment != "signature" {
+                assert!(e.to_string().contains(kex), "{what}: error does not name the method: {e}");
+            }
+            assert!(el < PROMPT, "{what}");
+            no_auth_sent(&rec);
+            assert_eq!(rec.disconnect_reason(), Some(3), "KEY_EXCHANGE_FAILED for {what}");
+            // The client's C_PK was the right size (KEM public key + X25519 key).
+            let init = rec.received.iter().find(|r| r.number == msg::KEX_INIT).expect("KEX_INIT");
+            let Ok(Msg::KexInitValue { value }) = Msg::decode(&init.payload) else { panic!("{what}: KEX_INIT") };
+            let pk = if kex.starts_with("mlkem") { 1184 } else { 1158 };
+            assert_eq!(value.len(), pk + 32, "{what}");
+        }
+    }
+}
+
+/// The hybrids work with the fake server too (it runs the server side with `server_respond`),
+/// including a re-exchange that switches from one to another.
+#[test]
+fn r16_hybrid_exchanges_succeed() {
+    let _g = shared();
+    let mut methods = vec!["mlkem768x25519-sha256"];
+    if cfg!(feature = "sntrup") {
+        methods.extend(["sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com"]);
+    }
+    for kex in methods {
+        let head = vec![
+            banner(),
+            Step::Kex(KexOpts::default().with_kex(&[kex])),
+            Step::Kex(KexOpts::default().with_kex(&["curve25519-sha256"])),
+            Step::Kex(KexOpts::default().with_kex(&[kex])),
+        ];
+        let rec = succeed(script(head, b"pq\n"), b"pq\n");
+        assert_eq!(rec.received.iter().filter(|r| r.number == msg::NEWKEYS).count(), 3, "{kex}");
+    }
+}
+
 fn ed_blob(key: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.str("ssh-ed25519").string(key);

@@ -27,7 +27,7 @@ use chacha20::cipher::{KeyIvInit, StreamCipher};
 use poly1305::universal_hash::KeyInit;
 use sshbridge::algs::{Cipher, Kex, Mac, SigAlg};
 use sshbridge::cipher::{DirectionKeys, Opened, Opener, Sealer};
-use sshbridge::kex::{derive_key, exchange_hash, HashInput, KexPending};
+use sshbridge::kex::{derive_key, exchange_hash, server_respond, HashInput};
 use sshbridge::msg::{self, Msg};
 use sshbridge::random::Random;
 use sshbridge::runtime::sys::OsRandom;
@@ -114,8 +114,10 @@ pub enum Step {
 /// Ways to spoil a key exchange.
 #[derive(Clone, Debug)]
 pub enum KexFault {
-    /// Send this as Q_S / f instead of the real value.
+    /// Send this as Q_S / f / S_REPLY instead of the real value.
     ServerValue(Vec<u8>),
+    /// Overwrite the real value from byte `at` on with `bytes` (e.g. a hybrid's X25519 part).
+    ServerValueAt { at: usize, bytes: Vec<u8> },
     /// Send this as K_S (the signature is still made by the real key over the H computed
     /// with this blob).
     HostKeyBlob(Vec<u8>),
@@ -939,13 +941,15 @@ impl Conn {
             return Err("malformed KEX_INIT".into());
         };
         let q_c = q_c.to_vec();
-        let pending = KexPending::start(kex, &mut self.rng).map_err(|e| e.to_string())?;
-        let mut q_s = pending.client_value.clone();
-        let k = pending.finish(&q_c).map_err(|e| format!("server kex: {e}"))?;
+        let (mut q_s, k) = server_respond(kex, &q_c, &mut self.rng).map_err(|e| format!("server kex: {e}"))?;
         let key = o.host_key.clone().unwrap_or_else(|| self.host_key.clone());
         let mut blob = key.public_key().blob().to_vec();
         match &o.fault {
             Some(KexFault::ServerValue(v)) => q_s = v.clone(),
+            Some(KexFault::ServerValueAt { at, bytes }) => {
+                let end = (at + bytes.len()).min(q_s.len());
+                q_s[*at..end].copy_from_slice(&bytes[..end - at]);
+            }
             Some(KexFault::HostKeyBlob(b)) => blob = b.clone(),
             _ => {}
         }

@@ -62,6 +62,15 @@ pub const TINYSSHD_MAKEKEY: &str = "/usr/sbin/tinysshd-makekey";
 pub const TINYSSHD_PRINTKEY: &str = "/usr/sbin/tinysshd-printkey";
 pub const TCPSERVER: &str = "/usr/bin/tcpserver";
 pub const FLOCK: &str = "/usr/bin/flock";
+/// OpenSSH 10.0 from bookworm-backports, unpacked (not installed) by `scripts/install-deps.sh`.
+pub const OPENSSH10_DIR: &str = "/opt/openssh-10";
+pub const SSHD10: &str = "/opt/openssh-10/usr/sbin/sshd";
+pub const SSH10: &str = "/opt/openssh-10/usr/bin/ssh";
+pub const SSHD10_SESSION: &str = "/opt/openssh-10/usr/lib/openssh/sshd-session";
+pub const SSHD10_AUTH: &str = "/opt/openssh-10/usr/lib/openssh/sshd-auth";
+/// Dropbear 2025.89, built from Debian trixie's source package by `scripts/install-deps.sh`.
+pub const DROPBEAR2025: &str = "/opt/dropbear-2025/dropbear";
+pub const DROPBEARKEY2025: &str = "/opt/dropbear-2025/dropbearkey";
 
 /// Every name accepted by [`UserKeys::path`], [`UserKeys::bytes`], [`UserKeys::public_line`].
 ///
@@ -155,6 +164,12 @@ fn missing_env() -> Vec<String> {
         TINYSSHD_MAKEKEY,
         TINYSSHD_PRINTKEY,
         TCPSERVER,
+        SSHD10,
+        SSH10,
+        SSHD10_SESSION,
+        SSHD10_AUTH,
+        DROPBEAR2025,
+        DROPBEARKEY2025,
     ]
     .iter()
     .filter(|p| !Path::new(p).exists())
@@ -645,8 +660,12 @@ fn base64_decode(s: &str) -> Vec<u8> {
 pub enum Kind {
     /// OpenSSH sshd 9.2p1.
     OpenSsh,
+    /// OpenSSH sshd 10.0p2 (bookworm-backports, unpacked in [`OPENSSH10_DIR`]; no DSA).
+    OpenSsh10,
     /// Dropbear 2022.83.
     Dropbear,
+    /// Dropbear 2025.89 (built from Debian trixie's source; ML-KEM and sntrup761; no DSS).
+    Dropbear2025,
     /// tinysshd 20230101 (ed25519 public-key auth only), per connection from tcpserver.
     TinySsh,
     /// tinysshnoneauthd: tinysshd accepting "none" auth, running a fixed command.
@@ -797,7 +816,7 @@ impl Server {
 
     fn ssh_base(&self) -> Command {
         let kh = self.write_known_hosts();
-        let mut c = Command::new(SSH);
+        let mut c = Command::new(if self.kind == Kind::OpenSsh10 { SSH10 } else { SSH });
         c.args(["-F", "/dev/null", "-T"])
             .args(["-o", "StrictHostKeyChecking=yes"])
             .arg("-o")
@@ -1023,6 +1042,8 @@ fn sshd_keyword(line: &str) -> String {
 
 /// Start OpenSSH's sshd with fresh host keys (ed25519, ecdsa-256, rsa-3072, dsa).
 ///
+/// [`sshd10`] starts OpenSSH 10.0 the same way.
+///
 /// `extra` are sshd_config lines (e.g. `"KexAlgorithms curve25519-sha256"`,
 /// `"Ciphers aes128-ctr"`, `"RekeyLimit 1M"`, `"MaxAuthTries 2"`). A keyword given in
 /// `extra` replaces *all* default lines with that keyword (also for repeatable keywords
@@ -1040,14 +1061,31 @@ fn sshd_keyword(line: &str) -> String {
 /// (Debian's /etc/pam.d/sshd then checks [`PASSWORD`] via pam_unix; password auth works
 /// either way).
 pub fn sshd(extra: &[&str]) -> Server {
+    sshd_of(Kind::OpenSsh, extra)
+}
+
+/// Start OpenSSH 10.0's sshd (from [`OPENSSH10_DIR`]) like [`sshd`], except: no DSA host key
+/// (10.0 has no DSA), `+ssh-rsa` only in HostKeyAlgorithms/PubkeyAcceptedAlgorithms, and
+/// `SshdSessionPath`/`SshdAuthPath` pointing at its own helpers. Its default KexAlgorithms
+/// start with mlkem768x25519-sha256.
+pub fn sshd10(extra: &[&str]) -> Server {
+    sshd_of(Kind::OpenSsh10, extra)
+}
+
+fn sshd_of(kind: Kind, extra: &[&str]) -> Server {
     ensure_env();
-    let dir = fresh_dir("sshd");
+    let v10 = kind == Kind::OpenSsh10;
+    let dir = fresh_dir(if v10 { "sshd10" } else { "sshd" });
+    let key_types: &[&str] = if v10 { &["ed25519", "ecdsa", "rsa"] } else { &["ed25519", "ecdsa", "rsa", "dsa"] };
     for (ty, bits) in [
         ("ed25519", None),
         ("ecdsa", Some("256")),
         ("rsa", Some("3072")),
         ("dsa", None),
     ] {
+        if !key_types.contains(&ty) {
+            continue;
+        }
         let mut c = Command::new(SSH_KEYGEN);
         c.args([
             "-q",
@@ -1082,7 +1120,7 @@ pub fn sshd(extra: &[&str]) -> Server {
     if v6 {
         defaults.push("ListenAddress ::1".into());
     }
-    for ty in ["ed25519", "ecdsa", "rsa", "dsa"] {
+    for ty in key_types {
         defaults.push(format!("HostKey {d}/host_{ty}"));
     }
     defaults.extend(
@@ -1095,13 +1133,23 @@ pub fn sshd(extra: &[&str]) -> Server {
             "PermitRootLogin no",
             "AllowUsers sshbtest",
             "LogLevel DEBUG2",
-            "HostKeyAlgorithms +ssh-dss,ssh-rsa",
-            "PubkeyAcceptedAlgorithms +ssh-dss,ssh-rsa",
             "PrintMotd no",
             "UseDNS no",
         ]
         .map(String::from),
     );
+    if v10 {
+        defaults.extend(
+            [
+                "HostKeyAlgorithms +ssh-rsa".to_string(),
+                "PubkeyAcceptedAlgorithms +ssh-rsa".to_string(),
+                format!("SshdSessionPath {SSHD10_SESSION}"),
+                format!("SshdAuthPath {SSHD10_AUTH}"),
+            ],
+        );
+    } else {
+        defaults.extend(["HostKeyAlgorithms +ssh-dss,ssh-rsa", "PubkeyAcceptedAlgorithms +ssh-dss,ssh-rsa"].map(String::from));
+    }
     defaults.push(format!("PidFile {d}/sshd.pid"));
 
     if overridden.contains("listenaddress") {
@@ -1117,7 +1165,7 @@ pub fn sshd(extra: &[&str]) -> Server {
             .map(|l| PathBuf::from(l.trim()[7..].trim_start_matches([' ', '\t', '=']).trim()))
             .collect()
     } else {
-        ["ed25519", "ecdsa", "rsa", "dsa"]
+        key_types
             .iter()
             .map(|t| dir.join(format!("host_{t}")))
             .collect()
@@ -1146,14 +1194,14 @@ pub fn sshd(extra: &[&str]) -> Server {
     };
     let (cfg_path2, log_path2) = (cfg_path.clone(), log_path.clone());
     start(
-        Kind::OpenSsh,
+        kind,
         dir.clone(),
         v6,
         host_keys,
         vec![stderr_path, log_path],
         move |port| {
             fs::write(&cfg_path2, cfg_for(port)).unwrap();
-            let mut c = Command::new(SSHD);
+            let mut c = Command::new(if v10 { SSHD10 } else { SSHD });
             c.arg("-D")
                 .arg("-e")
                 .arg("-f")
@@ -1170,8 +1218,18 @@ pub fn sshd(extra: &[&str]) -> Server {
 /// Password and public key logins are enabled by default (`-s` disables passwords, `-w`
 /// root logins, `-T n` max auth tries, `-W n` receive window, ...).
 pub fn dropbear(extra_args: &[&str]) -> Server {
+    dropbear_of(Kind::Dropbear, extra_args)
+}
+
+/// Start Dropbear 2025.89 ([`DROPBEAR2025`]) like [`dropbear`], without the DSS host key.
+pub fn dropbear2025(extra_args: &[&str]) -> Server {
+    dropbear_of(Kind::Dropbear2025, extra_args)
+}
+
+fn dropbear_of(kind: Kind, extra_args: &[&str]) -> Server {
     ensure_env();
-    let dir = fresh_dir("dropbear");
+    let new = kind == Kind::Dropbear2025;
+    let dir = fresh_dir(if new { "dropbear2025" } else { "dropbear" });
     let mut keys = Vec::new();
     let mut host_keys = Vec::new();
     for (ty, size) in [
@@ -1180,8 +1238,11 @@ pub fn dropbear(extra_args: &[&str]) -> Server {
         ("rsa", Some("2048")),
         ("dss", None),
     ] {
+        if new && ty == "dss" {
+            continue;
+        }
         let path = dir.join(format!("host_{ty}"));
-        let mut c = Command::new(DROPBEARKEY);
+        let mut c = Command::new(if new { DROPBEARKEY2025 } else { DROPBEARKEY });
         c.args(["-t", ty]);
         if let Some(s) = size {
             c.args(["-s", s]);
@@ -1194,13 +1255,13 @@ pub fn dropbear(extra_args: &[&str]) -> Server {
     let pidfile = dir.join("dropbear.pid");
     let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
     start(
-        Kind::Dropbear,
+        kind,
         dir.clone(),
         v6,
         host_keys,
         vec![dir.join("dropbear.log")],
         move |port| {
-            let mut c = Command::new(DROPBEAR);
+            let mut c = Command::new(if new { DROPBEAR2025 } else { DROPBEAR });
             c.args(["-F", "-E", "-p", &format!("127.0.0.1:{port}")]);
             if v6 {
                 c.args(["-p", &format!("[::1]:{port}")]);

@@ -1,7 +1,12 @@
-//! Key exchange methods and key derivation: curve25519-sha256 (RFC 8731), ecdh-sha2-nistp256
-//! (RFC 5656 sections 4 and 7), diffie-hellman-group14-sha256 and -group16-sha512 (RFC 8268,
-//! RFC 4253 section 8 with the RFC 3526 groups), the exchange hash (RFC 4253 section 8, RFC 5656
-//! section 4) and the key derivation of RFC 4253 section 7.2.
+//! Key exchange methods and key derivation: the post-quantum hybrids (module `hybrid`:
+//! mlkem768x25519-sha256, sntrup761x25519-sha512), curve25519-sha256 (RFC 8731),
+//! ecdh-sha2-nistp256 (RFC 5656 sections 4 and 7), diffie-hellman-group14-sha256 and
+//! -group16-sha512 (RFC 8268, RFC 4253 section 8 with the RFC 3526 groups), the exchange hash
+//! (RFC 4253 section 8, RFC 5656 section 4; K as a `string` for the hybrids, as in
+//! draft-ietf-sshm-mlkem-hybrid-kex, "Shared Secret Encoding") and the key derivation of
+//! RFC 4253 section 7.2.
+
+pub mod hybrid;
 
 use crate::algs::Kex;
 use crate::error::Error;
@@ -10,7 +15,7 @@ use crate::wire::Writer;
 #[cfg(feature = "dh")]
 use crypto_bigint::{modular::BoxedMontyParams, BoxedUint};
 use sha2::{Digest, Sha256};
-#[cfg(feature = "dh")]
+#[cfg(any(feature = "dh", feature = "sntrup"))]
 use sha2::Sha512;
 use zeroize::Zeroizing;
 
@@ -95,6 +100,8 @@ enum Secret {
     P256(p256::ecdh::EphemeralSecret),
     #[cfg(feature = "dh")]
     Dh { x: Zeroizing<BoxedUint>, params: BoxedMontyParams },
+    /// Boxed: the KEM decapsulation keys are a few KiB.
+    Hybrid(Box<hybrid::Pending>),
 }
 
 /// Our half of a key exchange in progress.
@@ -105,12 +112,16 @@ pub struct KexPending {
     pub client_value: Vec<u8>,
 }
 
-/// The shared secret K as an unsigned big-endian magnitude.
+/// The shared secret K: an unsigned big-endian magnitude (encoded as an `mpint`), or for the
+/// hybrids the hash output (encoded as a `string`).
 pub type SharedSecret = Zeroizing<Vec<u8>>;
 
 impl KexPending {
     pub fn start(alg: Kex, rng: &mut dyn Random) -> Result<KexPending, Error> {
         match alg {
+            Kex::Mlkem768X25519Sha256 => Self::start_hybrid(alg, rng),
+            #[cfg(feature = "sntrup")]
+            Kex::Sntrup761X25519Sha512 | Kex::Sntrup761X25519Sha512Openssh => Self::start_hybrid(alg, rng),
             Kex::Curve25519Sha256 | Kex::Curve25519Sha256Libssh => {
                 let mut seed = Zeroizing::new([0u8; 32]);
                 rng.fill(&mut seed[..]);
@@ -144,13 +155,19 @@ impl KexPending {
         }
     }
 
+    fn start_hybrid(alg: Kex, rng: &mut dyn Random) -> Result<KexPending, Error> {
+        let (pending, client_value) = hybrid::start(alg, rng)?;
+        Ok(KexPending { alg, client_value, secret: Secret::Hybrid(Box::new(pending)) })
+    }
+
     pub fn alg(&self) -> Kex {
         self.alg
     }
 
-    /// Combine with the server's value (Q_S, or f as an mpint body) into K.
+    /// Combine with the server's value (Q_S, f as an mpint body, or a hybrid's S_REPLY) into K.
     pub fn finish(self, server_value: &[u8]) -> Result<SharedSecret, Error> {
         match self.secret {
+            Secret::Hybrid(pending) => pending.finish(server_value),
             Secret::X25519(secret) => {
                 let q: [u8; 32] = server_value
                     .try_into()
@@ -189,6 +206,27 @@ impl KexPending {
     }
 }
 
+/// The server's half of a key exchange: its value (Q_S, f, or a hybrid's S_REPLY, checking the
+/// client's C_PK) and K. Runs the server side of every method; for the Diffie-Hellman-shaped
+/// ones that is the client's computation with the roles swapped.
+pub fn server_respond(alg: Kex, client_value: &[u8], rng: &mut dyn Random) -> Result<(Vec<u8>, SharedSecret), Error> {
+    if alg.is_hybrid() {
+        return hybrid::respond(alg, client_value, rng);
+    }
+    let ours = KexPending::start(alg, rng)?;
+    let value = ours.client_value.clone();
+    Ok((value, ours.finish(client_value)?))
+}
+
+/// How K enters the exchange hash and the key derivation: `mpint`, or `string` for the hybrids.
+fn put_k(w: &mut Writer, alg: Kex, k: &[u8]) {
+    if alg.is_hybrid() {
+        w.string(k);
+    } else {
+        w.mpint(k);
+    }
+}
+
 /// An mpint's string body for an unsigned big-endian magnitude (RFC 4251 section 5).
 #[cfg(feature = "dh")]
 fn mpint_body(magnitude: &[u8]) -> Vec<u8> {
@@ -220,6 +258,12 @@ fn hash(alg: Kex, parts: &[&[u8]]) -> Vec<u8> {
             parts.iter().for_each(|p| h.update(p));
             h.finalize().to_vec()
         }
+        #[cfg(feature = "sntrup")]
+        Kex::Sntrup761X25519Sha512 | Kex::Sntrup761X25519Sha512Openssh => {
+            let mut h = Sha512::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().to_vec()
+        }
         _ => {
             let mut h = Sha256::new();
             parts.iter().for_each(|p| h.update(p));
@@ -239,7 +283,7 @@ pub struct HashInput<'a> {
     pub server_value: &'a [u8],
 }
 
-/// H = HASH(V_C || V_S || I_C || I_S || K_S || Q_C/e || Q_S/f || K).
+/// H = HASH(V_C || V_S || I_C || I_S || K_S || Q_C/e/C_PK || Q_S/f/S_REPLY || K).
 pub fn exchange_hash(alg: Kex, input: &HashInput<'_>, k: &[u8]) -> Vec<u8> {
     let mut w = Writer::with_capacity(2048);
     w.string(input.client_ident)
@@ -252,7 +296,7 @@ pub fn exchange_hash(alg: Kex, input: &HashInput<'_>, k: &[u8]) -> Vec<u8> {
     } else {
         w.string(input.client_value).string(input.server_value);
     }
-    w.mpint(k);
+    put_k(&mut w, alg, k);
     let out = hash(alg, &[&w.buf]);
     zeroize::Zeroize::zeroize(&mut w.buf);
     out
@@ -261,7 +305,7 @@ pub fn exchange_hash(alg: Kex, input: &HashInput<'_>, k: &[u8]) -> Vec<u8> {
 /// RFC 4253 section 7.2: key `letter` ('A'..='F') of `len` bytes.
 pub fn derive_key(alg: Kex, k: &[u8], h: &[u8], letter: u8, session_id: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let mut kw = Writer::new();
-    kw.mpint(k);
+    put_k(&mut kw, alg, k);
     let k_enc = Zeroizing::new(kw.into_vec());
     let mut out = Zeroizing::new(hash(alg, &[&k_enc, h, &[letter], session_id]));
     while out.len() < len {
@@ -315,12 +359,14 @@ mod tests {
         let mut rng = TestRng::new(1);
         for alg in Kex::ALL {
             let a = KexPending::start(*alg, &mut rng).unwrap();
-            let b = KexPending::start(*alg, &mut rng).unwrap();
-            let (av, bv) = (a.client_value.clone(), b.client_value.clone());
+            let av = a.client_value.clone();
+            let (bv, kb) = server_respond(*alg, &av, &mut rng).unwrap();
             let ka = a.finish(&bv).unwrap();
-            let kb = b.finish(&av).unwrap();
             assert_eq!(*ka, *kb, "{alg}");
             assert!(!ka.is_empty());
+            if alg.is_hybrid() {
+                assert_eq!(ka.len(), alg.hash_len(), "{alg}: K is the hash output");
+            }
         }
     }
 
@@ -379,6 +425,42 @@ mod tests {
             let out512 = derive_key(Kex::DhGroup16Sha512, &k, &h, b'C', &sid, 64);
             let e = Sha512::new().chain_update(k_enc).chain_update(h).chain_update(b"C").chain_update(sid).finalize();
             assert_eq!(&out512[..], &e[..]);
+        }
+    }
+
+    /// draft-ietf-sshm-mlkem-hybrid-kex, "Shared Secret Encoding": K is a `string` in H and in
+    /// the KDF (an `mpint` would add a zero byte before a K with its top bit set, and strip
+    /// leading zeros).
+    #[test]
+    fn hybrid_k_is_a_string_in_the_hash_and_the_kdf() {
+        let k = [0x80u8, 0, 1];
+        let input = HashInput {
+            client_ident: b"SSH-2.0-a",
+            server_ident: b"SSH-2.0-b",
+            client_kexinit: b"ic",
+            server_kexinit: b"is",
+            host_key: b"ks",
+            client_value: &[0x00, 0x80],
+            server_value: &[0x05],
+        };
+        let h = exchange_hash(Kex::Mlkem768X25519Sha256, &input, &k);
+        let mut w = Writer::new();
+        w.str("SSH-2.0-a").str("SSH-2.0-b").str("ic").str("is").str("ks");
+        w.string(&[0x00, 0x80]).string(&[5]).string(&k);
+        assert_eq!(h, Sha256::digest(&w.buf).to_vec());
+        assert_ne!(h, exchange_hash(Kex::Curve25519Sha256, &input, &k));
+        let sid = [9u8; 32];
+        let out = derive_key(Kex::Mlkem768X25519Sha256, &k, &h, b'A', &sid, 32);
+        let k_enc = [0, 0, 0, 3, 0x80, 0, 1];
+        let e = Sha256::new().chain_update(k_enc).chain_update(&h).chain_update(b"A").chain_update(sid).finalize();
+        assert_eq!(&out[..], &e[..]);
+        #[cfg(feature = "sntrup")]
+        for alg in [Kex::Sntrup761X25519Sha512, Kex::Sntrup761X25519Sha512Openssh] {
+            let h = exchange_hash(alg, &input, &k);
+            assert_eq!(h, Sha512::digest(&w.buf).to_vec(), "{alg}");
+            let out = derive_key(alg, &k, &h, b'C', &sid, 64);
+            let e = Sha512::new().chain_update(k_enc).chain_update(&h).chain_update(b"C").chain_update(sid).finalize();
+            assert_eq!(&out[..], &e[..], "{alg}");
         }
     }
 

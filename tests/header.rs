@@ -30,6 +30,11 @@ fn committed_header_matches_cbindgen_output() {
         .collect();
     assert!(foreign.is_empty(), "dropbear.h carries the extended API: {foreign:?} (cbindgen.toml exclude)");
     assert!(committed_ext.contains("#include \"dropbear.h\""));
+    // Only the extension's own types: any other public Rust type cbindgen picks up (an opaque
+    // typedef) must be excluded in cbindgen-ext.toml.
+    for line in committed_ext.lines().filter(|l| l.starts_with("typedef struct")) {
+        assert!(line.contains("sshbridge_"), "sshbridge.h declares a type that is not the API's: {line}");
+    }
     let define = format!("#define CYG_DROPBEAR_MAX_ERROR {}", sshbridge::ffi::CYG_DROPBEAR_MAX_ERROR);
     assert!(committed.contains(&define), "header lacks {define}");
 }

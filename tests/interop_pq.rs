@@ -298,7 +298,7 @@ fn dropbear2025_mlkem_client_rekey() {
     let _log = ShowLog(&srv);
     let mut cfg = restricted(&srv, MLKEM);
     cfg.rekey = sshbridge::RekeyLimits { bytes: 1 << 20, ..Default::default() };
-    let mut s = connect(&srv, cfg, "dropbear 2025 rekey");
+    let s = connect(&srv, cfg, "dropbear 2025 rekey");
     let bytes = data(8 << 20, 5);
     let path = remote_file("db-8m");
     let mut ch = s.exec(&format!("cat > {path} && sha256sum < {path}")).unwrap();

@@ -8,6 +8,7 @@
 
 pub mod ident;
 pub mod negotiate;
+mod pad;
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -25,6 +26,7 @@ use crate::trust::Decision;
 use ident::{IdentReader, IdentResult, CLIENT_IDENT};
 pub use negotiate::Negotiated;
 use negotiate::{client_kexinit, negotiate, server_guess_wrong, STRICT_S};
+use pad::{PadPool, PadSource};
 
 /// Rekey limits (RFC 4253 section 9, RFC 4344 section 3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -687,50 +689,6 @@ const _: fn() = || {
     fn is_send<T: Send>() {}
     is_send::<Transport>();
 };
-
-/// Padding needs a few random bytes per packet; asking the generator (a system call) once per
-/// packet costs more than the padding is worth, so they come from a pool refilled 256 at a time.
-struct PadPool {
-    bytes: [u8; 256],
-    used: usize,
-}
-
-impl Default for PadPool {
-    fn default() -> Self {
-        PadPool { bytes: [0; 256], used: 256 }
-    }
-}
-
-impl Drop for PadPool {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.bytes);
-    }
-}
-
-struct PadSource<'a> {
-    pool: &'a mut PadPool,
-    rng: &'a mut dyn Random,
-}
-
-impl Random for PadSource<'_> {
-    fn fill(&mut self, buf: &mut [u8]) {
-        let pool = &mut *self.pool;
-        if buf.len() > pool.bytes.len() {
-            self.rng.fill(buf);
-            return;
-        }
-        if pool.bytes.len() - pool.used < buf.len() {
-            self.rng.fill(&mut pool.bytes);
-            pool.used = 0;
-        }
-        let end = pool.used + buf.len();
-        if let Some(src) = pool.bytes.get_mut(pool.used..end) {
-            buf.copy_from_slice(src);
-            src.fill(0);
-        }
-        pool.used = end;
-    }
-}
 
 /// The messages `poll` acts on itself; every other accepted message goes upward.
 fn handled_here(n: u8) -> bool {

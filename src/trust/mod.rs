@@ -106,7 +106,9 @@ pub enum HostKeyPolicy {
     /// Only these keys.
     Pinned(Vec<PublicKey>),
     KnownHosts(KnownHosts),
-    /// The application decides (true accepts).
+    /// The application decides (true accepts). It is called on the connection's thread while
+    /// the connection waits for the answer: it may ask a user or a database, but must not call
+    /// into this connection's `Session` (that would wait for itself).
     Verify(Verifier),
     /// No verification at all (the eCos API without a host key).
     AcceptAny,

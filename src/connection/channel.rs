@@ -450,16 +450,9 @@ impl Channel {
     /// Send stderr output (extended data type 1, section 5.2) within the peer's window; returns
     /// how much was sent.
     pub fn send_stderr(&mut self, data: &[u8], t: &mut Transport) -> usize {
-        let mut sent = 0usize;
-        let chunk_max = self.remote_max_packet.min(MAX_SEND_CHUNK) as usize;
-        while sent < data.len() && self.writable(t) > 0 {
-            let n = (data.len() - sent).min(self.remote_window as usize).min(chunk_max);
-            let chunk = data.get(sent..sent + n).unwrap_or(&[]);
-            t.send_msg(&Msg::ChannelExtendedData { recipient: self.remote_id, code: 1, data: chunk });
-            self.remote_window -= n as u32;
-            sent += n;
-        }
-        sent
+        self.send_chunks(data, t, |t, recipient, chunk| {
+            t.send_msg(&Msg::ChannelExtendedData { recipient, code: 1, data: chunk });
+        })
     }
 
     /// Report how the program ended (section 6.10): an exit code, or a signal (name without
@@ -495,12 +488,16 @@ impl Channel {
 
     /// Send as much of `data` as the window allows, in chunks within the peer's maximum packet.
     pub fn send_data(&mut self, data: &[u8], t: &mut Transport) -> usize {
+        self.send_chunks(data, t, |t, recipient, chunk| t.send_channel_data(recipient, chunk))
+    }
+
+    /// Cut `data` into packets within the peer's window and maximum packet; `send` emits one.
+    fn send_chunks(&mut self, data: &[u8], t: &mut Transport, send: impl Fn(&mut Transport, u32, &[u8])) -> usize {
         let mut sent = 0usize;
         let chunk_max = self.remote_max_packet.min(MAX_SEND_CHUNK) as usize;
         while sent < data.len() && self.writable(t) > 0 {
             let n = (data.len() - sent).min(self.remote_window as usize).min(chunk_max);
-            let chunk = data.get(sent..sent + n).unwrap_or(&[]);
-            t.send_channel_data(self.remote_id, chunk);
+            send(t, self.remote_id, data.get(sent..sent + n).unwrap_or(&[]));
             self.remote_window -= n as u32;
             sent += n;
         }

@@ -133,20 +133,26 @@ impl Channel {
         self.request(Request::Signal(name.trim_start_matches("SIG").into()))
     }
 
-    /// Move buffered output of one stream out of the window so the server keeps sending, up to
-    /// `MAX_STASH` per stream: past that a stream nobody reads blocks the command, like a pipe.
-    fn stash(&mut self, g: &mut Core, stderr: bool) -> bool {
-        let v = &mut self.stash[usize::from(stderr)];
-        let room = MAX_STASH.saturating_sub(v.len());
-        let n = g.client.channel(self.id).map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() }).min(room);
+    /// Move up to `limit` bytes of buffered output of one stream into `v` (out of the window, so
+    /// the server keeps sending). Returns whether anything moved.
+    fn drain_into(g: &mut Core, id: ChannelId, stderr: bool, v: &mut Vec<u8>, limit: usize) -> bool {
+        let n = g.client.channel(id).map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() }).min(limit);
         if n == 0 {
             return false;
         }
         let start = v.len();
         v.resize(start + n, 0);
-        let got = g.client.read(self.id, stderr, v.get_mut(start..).unwrap_or_default());
+        let got = g.client.read(id, stderr, v.get_mut(start..).unwrap_or_default());
         v.truncate(start + got);
         got > 0
+    }
+
+    /// Stash one stream's buffered output, up to `MAX_STASH` per stream: past that a stream
+    /// nobody reads blocks the command, like a pipe.
+    fn stash(&mut self, g: &mut Core, stderr: bool) -> bool {
+        let v = &mut self.stash[usize::from(stderr)];
+        let room = MAX_STASH.saturating_sub(v.len());
+        Self::drain_into(g, self.id, stderr, v, room)
     }
 
     fn read_stream(&mut self, stderr: bool, buf: &mut [u8]) -> Result<usize, Error> {
@@ -242,24 +248,12 @@ impl Channel {
         sh.wake();
         loop {
             // Unbounded here: the caller asked for all of it.
-            let mut moved = false;
-            for stderr in [false, true] {
-                let n = g.client.channel(id).map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() });
-                if n > 0 {
-                    let v = &mut self.stash[usize::from(stderr)];
-                    let start = v.len();
-                    v.resize(start + n, 0);
-                    let got = g.client.read(id, stderr, v.get_mut(start..).unwrap_or_default());
-                    v.truncate(start + got);
-                    moved = true;
-                }
-            }
+            let [out, err] = &mut self.stash;
+            let moved = Self::drain_into(&mut g, id, false, out, usize::MAX) | Self::drain_into(&mut g, id, true, err, usize::MAX);
             if moved {
                 sh.wake();
             }
-            let closed = g.client.channel(id).is_none_or(|c| c.state == ChanState::Closed);
-            let empty = g.client.channel(id).is_none_or(|c| c.stdout_len() == 0 && c.stderr_len() == 0);
-            if closed && empty {
+            if g.client.channel(id).is_none_or(|c| c.state == ChanState::Closed) {
                 let status = g.client.exit_status(id).cloned();
                 drop(g);
                 let [out, err] = std::mem::take(&mut self.stash);
@@ -267,9 +261,6 @@ impl Channel {
             }
             if g.net_dead || g.client.phase() == Phase::Dead {
                 return Err(g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
-            }
-            if !empty {
-                continue;
             }
             if !sh.wait(&mut g, deadline) {
                 return Err(Error::Timeout("collecting output did not finish in time".into()));

@@ -229,7 +229,25 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
         let was_dead = g.net_dead;
         let core = &mut *g;
 
-        // Network output.
+        // Bridges move data between their descriptors and the channels.
+        let pass = Pass { net_dead: core.net_dead, shutdown: core.shutdown };
+        let mut again = false;
+        let mut i = 0;
+        while i < bridges.len() {
+            let step = bridges.get_mut(i).map_or(Step::Done, |b| b.service(&mut core.client, pass));
+            match step {
+                Step::Done => {
+                    bridges.swap_remove(i);
+                    again = true;
+                }
+                Step::Again => {
+                    again = true;
+                    i += 1;
+                }
+                Step::Wait => i += 1,
+            }
+        }
+        // Network output: what the handles and the bridges queued, in this pass.
         if !core.net_dead {
             while core.client.output_len() > 0 {
                 match sock.write(core.client.output()) {
@@ -253,30 +271,7 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
             core.net_dead = true;
         }
 
-        // Bridges move data between their descriptors and the channels.
-        let pass = Pass { net_dead: core.net_dead, shutdown: core.shutdown };
-        let mut again = core.net_dead && !was_dead;
-        let mut i = 0;
-        while i < bridges.len() {
-            let step = bridges.get_mut(i).map_or(Step::Done, |b| b.service(&mut core.client, pass));
-            match step {
-                Step::Done => {
-                    bridges.swap_remove(i);
-                    again = true;
-                }
-                Step::Again => {
-                    again = true;
-                    i += 1;
-                }
-                Step::Wait => i += 1,
-            }
-        }
-        // Bridges may have queued output: send it in this pass.
-        if !core.net_dead && core.client.output_len() > 0 {
-            if let Ok(n) = sock.write(core.client.output()) {
-                core.client.consume_output(n);
-            }
-        }
+        again |= core.net_dead && !was_dead;
         if (core.shutdown || core.net_dead) && bridges.is_empty() && core.new_bridges.is_empty() {
             break;
         }

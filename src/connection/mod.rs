@@ -24,11 +24,7 @@ pub type ChannelId = u32;
 pub const DEFAULT_MAX_CHANNELS: usize = 1024;
 
 /// Which side of the connection we are: decides what the peer may open toward us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Client,
-    Server,
-}
+pub use crate::transport::Role;
 
 /// Why one of our global requests was sent (to route its answer).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,31 +1,55 @@
-//! The SSH transport layer, RFC 4253 sections 4-11, sans-IO: identification exchange, binary
-//! packets with sequence numbers, algorithm negotiation, key exchange, NEWKEYS, rekeying (section
-//! 9: by the server at any time, by us after 1 GiB, 1 hour or 2^31 packets), EXT_INFO
-//! (RFC 8308) and strict key exchange (OpenSSH PROTOCOL section 1.10, CVE-2023-48795).
+//! The SSH transport layer, RFC 4253 sections 4-11, sans-IO and for either role:
+//! identification exchange, binary packets with sequence numbers, algorithm negotiation, key
+//! exchange (module `exchange`), NEWKEYS, rekeying (section 9: by the peer at any time, by us
+//! after 1 GiB, 1 hour or 2^31 packets), EXT_INFO (RFC 8308) and strict key exchange (OpenSSH
+//! PROTOCOL section 1.10, CVE-2023-48795). The role decides the identification, the first
+//! KEXINIT's pseudo-algorithms, the negotiation order, sign or verify of the exchange hash and
+//! which derived keys go which way.
 //!
 //! Bytes come in through `receive`, go out through `take_output`; payloads for the layers above
 //! come out of `poll`. Time (`now`) and randomness are passed in.
 
+mod exchange;
 pub mod ident;
 pub mod negotiate;
 mod pad;
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::algs::Preferences;
 use crate::cipher::{DirectionKeys, Opened, Opener, Sealer};
 use crate::error::{sanitize, Error};
 use crate::gate::{gate, GateState, KexStage, Service, Verdict};
-use crate::kex::{derive_key, exchange_hash, HashInput, KexPending};
-use crate::keys::PublicKey;
+use crate::kex::KexPending;
+use crate::keys::{PrivateKey, PublicKey};
 use crate::msg::{self, Msg};
 use crate::random::Random;
 use crate::trust::Decision;
 use ident::{IdentReader, IdentResult, CLIENT_IDENT};
 pub use negotiate::Negotiated;
-use negotiate::{client_kexinit, negotiate, server_guess_wrong, STRICT_S};
+
+/// Our identification line (both roles), without CR LF.
+pub(crate) const OUR_IDENT: &str = CLIENT_IDENT;
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl Role {
+    /// The other end, for messages ("server KEXINIT was packet 3").
+    pub fn peer_name(self) -> &'static str {
+        match self {
+            Role::Client => "server",
+            Role::Server => "client",
+        }
+    }
+}
 use pad::{PadPool, PadSource};
 
 /// Rekey limits (RFC 4253 section 9, RFC 4344 section 3.1).
@@ -60,7 +84,9 @@ enum KexState {
     Idle,
     /// We sent KEXINIT (payload kept for the exchange hash).
     SentInit { ours: Vec<u8> },
-    AwaitReply { ours: Vec<u8>, theirs: Vec<u8>, negotiated: Negotiated, pending: KexPending },
+    /// Both KEXINITs are in; the client waits for KEX_REPLY (`pending`: its ephemeral secret),
+    /// the server for the client's KEX_INIT value (`pending` is None).
+    AwaitReply { ours: Vec<u8>, theirs: Vec<u8>, negotiated: Negotiated, pending: Option<KexPending> },
     AwaitNewKeys { rx: DirectionKeys, negotiated: Negotiated },
 }
 
@@ -76,6 +102,11 @@ impl KexState {
 }
 
 pub struct Transport {
+    role: Role,
+    /// Server role: the host keys, one per key type.
+    host_keys: Vec<Arc<PrivateKey>>,
+    /// Server role: the client's first KEXINIT offered `ext-info-c`.
+    peer_ext_info: bool,
     prefs: Preferences,
     host_key_check: HostKeyCheck,
     limits: RekeyLimits,
@@ -84,7 +115,8 @@ pub struct Transport {
     pad_pool: PadPool,
 
     ident: Option<IdentReader>,
-    server_ident: Vec<u8>,
+    /// The peer's identification line, without CR LF.
+    peer_ident: Vec<u8>,
     /// Received bytes are `inbuf[in_start..in_end]`; `inbuf[in_end..]` is initialised space
     /// the network can be read into directly (`input_space`).
     inbuf: Vec<u8>,
@@ -138,14 +170,47 @@ impl Transport {
         let mut prefs = prefs;
         // Known key types go first, so that the server presents the key we can check.
         host_key_check.order(&mut prefs.host_key);
+        Transport::build(Role::Client, Vec::new(), prefs, host_key_check, limits, rng, now)
+    }
+
+    /// A server's transport, presenting `host_keys` (one per key type). The host-key
+    /// algorithms offered are those of `prefs.host_key` one of the keys can make; an RSA key
+    /// signs with rsa-sha2-512/256 only, unless `prefs.host_key` lists `ssh-rsa`.
+    pub fn new_server(
+        prefs: Preferences,
+        host_keys: Vec<Arc<PrivateKey>>,
+        limits: RekeyLimits,
+        rng: Box<dyn Random>,
+        now: Instant,
+    ) -> Result<Transport, Error> {
+        let mut prefs = prefs;
+        prefs.host_key.retain(|alg| host_keys.iter().any(|k| k.public_key().key_type() == alg.key_type()));
+        if prefs.host_key.is_empty() {
+            return Err(Error::bad_argument("a server needs at least one host key of a type the preferences allow"));
+        }
+        Ok(Transport::build(Role::Server, host_keys, prefs, HostKeyCheck::default(), limits, rng, now))
+    }
+
+    fn build(
+        role: Role,
+        host_keys: Vec<Arc<PrivateKey>>,
+        prefs: Preferences,
+        host_key_check: HostKeyCheck,
+        limits: RekeyLimits,
+        rng: Box<dyn Random>,
+        now: Instant,
+    ) -> Transport {
         let mut t = Transport {
+            role,
+            host_keys,
+            peer_ext_info: false,
             prefs,
             host_key_check,
             limits,
             rng,
             pad_pool: PadPool::default(),
             ident: Some(IdentReader::default()),
-            server_ident: Vec::new(),
+            peer_ident: Vec::new(),
             inbuf: Vec::new(),
             in_start: 0,
             in_end: 0,
@@ -176,7 +241,7 @@ impl Transport {
             log_payloads: false,
             server_sig_algs: None,
         };
-        t.out.extend_from_slice(CLIENT_IDENT.as_bytes());
+        t.out.extend_from_slice(OUR_IDENT.as_bytes());
         t.out.extend_from_slice(b"\r\n");
         t.send_kexinit();
         t
@@ -193,8 +258,16 @@ impl Transport {
 
     // ----- getters -----
 
+    /// The server's identification line (client role; the peer's in general).
     pub fn server_ident(&self) -> &[u8] {
-        &self.server_ident
+        &self.peer_ident
+    }
+    /// The peer's identification line, without CR LF.
+    pub fn peer_ident(&self) -> &[u8] {
+        &self.peer_ident
+    }
+    pub fn role(&self) -> Role {
+        self.role
     }
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
@@ -346,17 +419,6 @@ impl Transport {
         self.seal(&Msg::Disconnect { reason, description: text.as_bytes() }.encode());
     }
 
-    fn send_kexinit(&mut self) {
-        let mut cookie = [0u8; 16];
-        self.rng.fill(&mut cookie);
-        let first = !self.sent_first_kexinit;
-        let k = client_kexinit(&self.prefs, cookie, first);
-        let payload = Msg::KexInit(Box::new(k)).encode();
-        self.sent_first_kexinit = true;
-        self.seal(&payload);
-        self.kex = KexState::SentInit { ours: payload };
-    }
-
     // ----- timers and rekeying -----
 
     /// Start a key re-exchange if a limit is reached (called by the client after each batch).
@@ -449,7 +511,13 @@ impl Transport {
     }
 
     fn gate_state(&self) -> GateState {
-        GateState { kex: self.kex.stage(), initial: !self.keys_in_place, strict: self.strict, service: self.service }
+        GateState {
+            server: self.role == Role::Server,
+            kex: self.kex.stage(),
+            initial: !self.keys_in_place,
+            strict: self.strict,
+            service: self.service,
+        }
     }
 
     /// Process input until a payload for the layers above or a key-exchange milestone is ready;
@@ -462,7 +530,7 @@ impl Transport {
             match res {
                 IdentResult::NeedMore => return Ok(None),
                 IdentResult::Done { ident, .. } => {
-                    self.server_ident = ident;
+                    self.peer_ident = ident;
                     self.ident = None;
                 }
             }
@@ -535,153 +603,12 @@ impl Transport {
             }
             msg::KEXINIT => self.on_kexinit(seq, payload).map(|()| None),
             msg::KEX_REPLY => self.on_kex_reply(payload).map(|()| None),
+            msg::KEX_INIT => self.on_kex_init(payload).map(|()| None),
             msg::NEWKEYS => self.on_newkeys(payload, now).map(Some),
             _ => Err(Error::internal(format!("message {n} is not a transport message"))),
         }
     }
 
-    fn on_kexinit(&mut self, seq: u32, payload: &[u8]) -> Result<(), Error> {
-        let Msg::KexInit(theirs) = Msg::decode(payload)? else {
-            return Err(Error::internal("KEXINIT decode"));
-        };
-        let first = !self.keys_in_place && self.session_id.is_none();
-        if first {
-            // The marker counts in the server's first KEXINIT only (PROTOCOL 1.10).
-            self.strict = theirs.kex.contains(&STRICT_S);
-            self.strict_seen = self.strict;
-            if self.strict && seq != 0 {
-                return Err(Error::StrictKex(format!("server KEXINIT was packet {seq}, not the first")));
-            }
-            if self.require_strict && !self.strict {
-                return Err(Error::Refused(
-                    "the server does not offer strict key exchange (kex-strict-s-v00@openssh.com), which \
-                     require_strict_kex demands against the Terrapin attack (CVE-2023-48795)"
-                        .into(),
-                ));
-            }
-        }
-        if matches!(self.kex, KexState::Idle) {
-            // Server-initiated re-exchange: answer with our KEXINIT.
-            self.send_kexinit();
-        }
-        let ours = match std::mem::replace(&mut self.kex, KexState::Idle) {
-            KexState::SentInit { ours } => ours,
-            _ => return Err(Error::internal("KEXINIT in wrong state")),
-        };
-        let negotiated = negotiate(&self.prefs, &theirs)?;
-        if theirs.first_kex_follows && server_guess_wrong(&theirs, &negotiated) {
-            self.ignore_next_kex_packet = true;
-        }
-        let pending = KexPending::start(negotiated.kex, self.rng.as_mut())?;
-        self.seal(&Msg::KexInitValue { value: &pending.client_value }.encode());
-        self.kex = KexState::AwaitReply { ours, theirs: payload.to_vec(), negotiated, pending };
-        Ok(())
-    }
-
-    fn on_kex_reply(&mut self, payload: &[u8]) -> Result<(), Error> {
-        if self.ignore_next_kex_packet {
-            self.ignore_next_kex_packet = false;
-            return Ok(());
-        }
-        let Msg::KexReply { host_key, value, signature } = Msg::decode(payload)? else {
-            return Err(Error::internal("KEX_REPLY decode"));
-        };
-        let KexState::AwaitReply { ours, theirs, negotiated, pending } = std::mem::replace(&mut self.kex, KexState::Idle)
-        else {
-            return Err(Error::internal("KEX_REPLY in wrong state"));
-        };
-        let key = PublicKey::from_blob(host_key)
-            .map_err(|e| Error::HostKeyRejected(format!("server host key unusable: {e}")))?;
-        if key.key_type() != negotiated.host_key.key_type() {
-            return Err(Error::protocol(format!(
-                "server sent a {} host key for negotiated algorithm {}",
-                key.key_type(),
-                negotiated.host_key
-            )));
-        }
-        if let Some(first) = &self.host_key {
-            if *first != key {
-                return Err(Error::HostKeyRejected(format!(
-                    "host key changed during re-exchange: was {}, now {}",
-                    first.fingerprint(),
-                    key.fingerprint()
-                )));
-            }
-        }
-        let client_value = pending.client_value.clone();
-        let k = pending.finish(value)?;
-        let h = exchange_hash(
-            negotiated.kex,
-            &HashInput {
-                client_ident: CLIENT_IDENT.as_bytes(),
-                server_ident: &self.server_ident,
-                client_kexinit: &ours,
-                server_kexinit: &theirs,
-                host_key,
-                client_value: &client_value,
-                server_value: value,
-            },
-            &k,
-        );
-        key.verify(negotiated.host_key, &h, signature)
-            .map_err(|e| Error::crypto(format!("server's exchange-hash signature ({}) is invalid: {e}", negotiated.host_key)))?;
-        if self.host_key.is_none() {
-            log::info!(target: "sshbridge", "server host key {} {}", key.key_type(), key.fingerprint());
-            // The key proved itself by signing the exchange hash: now judge whether it is the
-            // host's, before NEWKEYS and so before any credential can be sent.
-            self.decision = Some(self.host_key_check.decide(&key)?);
-            self.host_key = Some(key);
-        }
-        let session_id = self.session_id.get_or_insert_with(|| h.clone()).clone();
-        let kx = negotiated.kex;
-        let derive = |letter: u8, len: usize| derive_key(kx, &k, &h, letter, &session_id, len);
-        let tx = DirectionKeys {
-            cipher: negotiated.cipher_c2s,
-            mac: negotiated.mac_c2s,
-            iv: derive(b'A', negotiated.cipher_c2s.iv_len()).to_vec(),
-            key: derive(b'C', negotiated.cipher_c2s.key_len()).to_vec(),
-            mac_key: negotiated.mac_c2s.map(|m| derive(b'E', m.key_len()).to_vec()).unwrap_or_default(),
-        };
-        let rx = DirectionKeys {
-            cipher: negotiated.cipher_s2c,
-            mac: negotiated.mac_s2c,
-            iv: derive(b'B', negotiated.cipher_s2c.iv_len()).to_vec(),
-            key: derive(b'D', negotiated.cipher_s2c.key_len()).to_vec(),
-            mac_key: negotiated.mac_s2c.map(|m| derive(b'F', m.key_len()).to_vec()).unwrap_or_default(),
-        };
-        self.seal(&Msg::NewKeys.encode());
-        self.sealer = Sealer::new(&tx)?;
-        if self.strict {
-            self.tx_seq = 0;
-        }
-        self.since_kex_packets_tx = 0;
-        self.kex = KexState::AwaitNewKeys { rx, negotiated };
-        self.flush_queue();
-        Ok(())
-    }
-
-    fn on_newkeys(&mut self, payload: &[u8], now: Instant) -> Result<Event, Error> {
-        Msg::decode(payload)?;
-        let KexState::AwaitNewKeys { rx, negotiated } = std::mem::replace(&mut self.kex, KexState::Idle) else {
-            return Err(Error::internal("NEWKEYS in wrong state"));
-        };
-        self.opener = Opener::new(&rx)?;
-        if self.strict {
-            self.rx_seq = 0;
-        }
-        let first = !self.keys_in_place;
-        self.keys_in_place = true;
-        self.negotiated = Some(negotiated);
-        self.since_kex_bytes = 0;
-        self.since_kex_packets_rx = 0;
-        self.kex_started_at = now;
-        self.kex_count = self.kex_count.saturating_add(1);
-        if let Some(n) = &self.negotiated {
-            crate::logging::negotiated(n, self.kex_count, self.strict);
-        }
-        self.flush_queue();
-        Ok(Event::KexDone { first })
-    }
 }
 
 /// The client core moves between threads with its worker.
@@ -694,7 +621,15 @@ const _: fn() = || {
 fn handled_here(n: u8) -> bool {
     matches!(
         n,
-        msg::DISCONNECT | msg::IGNORE | msg::UNIMPLEMENTED | msg::DEBUG | msg::EXT_INFO | msg::KEXINIT | msg::NEWKEYS | msg::KEX_REPLY
+        msg::DISCONNECT
+            | msg::IGNORE
+            | msg::UNIMPLEMENTED
+            | msg::DEBUG
+            | msg::EXT_INFO
+            | msg::KEXINIT
+            | msg::NEWKEYS
+            | msg::KEX_INIT
+            | msg::KEX_REPLY
     )
 }
 

@@ -1,7 +1,8 @@
-//! Algorithm negotiation, RFC 4253 section 7.1: our SSH_MSG_KEXINIT and the choice of one
-//! algorithm per category (the first client algorithm the server also supports). Also the
-//! pseudo-algorithms: `ext-info-c` (RFC 8308 section 2.1) and `kex-strict-c-v00@openssh.com`
-//! (OpenSSH PROTOCOL section 1.10), which are sent in the first KEXINIT only and never selected.
+//! Algorithm negotiation, RFC 4253 section 7.1: our SSH_MSG_KEXINIT (client or server) and the
+//! choice of one algorithm per category (the first client algorithm the server also supports).
+//! Also the pseudo-algorithms: `ext-info-c` (RFC 8308 section 2.1) and
+//! `kex-strict-c-v00@openssh.com` / `kex-strict-s-v00@openssh.com` (OpenSSH PROTOCOL section
+//! 1.10), which are sent in the first KEXINIT only and never selected.
 
 use crate::algs::{Cipher, Kex, Mac, Preferences, SigAlg};
 use crate::error::Error;
@@ -47,6 +48,56 @@ pub fn client_kexinit(prefs: &Preferences, cookie: [u8; 16], first: bool) -> Kex
         first_kex_follows: false,
         reserved: 0,
     }
+}
+
+/// The server's KEXINIT: our preferences, host-key algorithms only for the keys we hold (the
+/// caller filtered `prefs.host_key`); `first` adds the strict-kex marker.
+pub fn server_kexinit(prefs: &Preferences, cookie: [u8; 16], first: bool) -> KexInit<'static> {
+    let mut k = client_kexinit(prefs, cookie, false);
+    if first {
+        k.kex.push(STRICT_S);
+    }
+    k
+}
+
+/// Signature algorithms a server accepts for user keys and lists in `server-sig-algs`: no
+/// SHA-1 (`ssh-rsa`, `ssh-dss`), as OpenSSH 8.8 and later.
+pub fn user_alg_acceptable(name: &str) -> bool {
+    !matches!(name, "ssh-rsa" | "ssh-dss")
+}
+
+/// The server's side of section 7.1: the first algorithm of the *client's* list that is also in
+/// ours, per category (`ours` is the KEXINIT we sent).
+pub fn negotiate_as_server(ours: &KexInit<'_>, client: &KexInit<'_>) -> Result<Negotiated, Error> {
+    fn pick<T>(category: &'static str, client: &[&str], ours: &[&str], parse: fn(&str) -> Option<T>) -> Result<T, Error> {
+        client
+            .iter()
+            .filter(|c| !is_pseudo(c) && ours.contains(c))
+            .find_map(|c| parse(c))
+            .ok_or_else(|| Error::NoCommonAlgorithm {
+                category,
+                ours: ours.iter().filter(|t| !is_pseudo(t)).copied().collect::<Vec<_>>().join(","),
+                theirs: client.iter().filter(|t| !is_pseudo(t)).copied().collect::<Vec<_>>().join(","),
+            })
+    }
+    let kex = pick("key exchange", &client.kex, &ours.kex, Kex::from_name)?;
+    let host_key = pick("host key", &client.host_key, &ours.host_key, SigAlg::from_name)?;
+    let cipher_c2s = pick("cipher (client to server)", &client.cipher_c2s, &ours.cipher_c2s, Cipher::from_name)?;
+    let cipher_s2c = pick("cipher (server to client)", &client.cipher_s2c, &ours.cipher_s2c, Cipher::from_name)?;
+    let mac = |category, cipher: Cipher, client: &[&str], ours: &[&str]| -> Result<Option<Mac>, Error> {
+        if cipher.is_aead() {
+            return Ok(None);
+        }
+        pick(category, client, ours, Mac::from_name).map(Some)
+    };
+    let mac_c2s = mac("MAC (client to server)", cipher_c2s, &client.mac_c2s, &ours.mac_c2s)?;
+    let mac_s2c = mac("MAC (server to client)", cipher_s2c, &client.mac_s2c, &ours.mac_s2c)?;
+    for (category, list) in [("compression (client to server)", &client.comp_c2s), ("compression (server to client)", &client.comp_s2c)] {
+        if !list.contains(&"none") {
+            return Err(Error::NoCommonAlgorithm { category, ours: "none".into(), theirs: list.join(",") });
+        }
+    }
+    Ok(Negotiated { kex, host_key, cipher_c2s, cipher_s2c, mac_c2s, mac_s2c })
 }
 
 fn is_pseudo(name: &str) -> bool {
@@ -105,8 +156,8 @@ pub fn negotiate(prefs: &Preferences, server: &KexInit<'_>) -> Result<Negotiated
     Ok(Negotiated { kex, host_key, cipher_c2s, cipher_s2c, mac_c2s, mac_s2c })
 }
 
-/// RFC 4253 section 7: the server's guessed kex packet is right only if its first kex and
-/// host key algorithms are the ones negotiated.
+/// RFC 4253 section 7: the peer's guessed kex packet is right only if its first kex and host
+/// key algorithms are the ones negotiated (either role guesses the same way).
 pub fn server_guess_wrong(server: &KexInit<'_>, n: &Negotiated) -> bool {
     server.kex.first().copied() != Some(n.kex.name()) || server.host_key.first().copied() != Some(n.host_key.name())
 }
@@ -176,6 +227,28 @@ mod tests {
         assert!(first.kex.contains(&STRICT_C) && first.kex.contains(&EXT_INFO_C));
         let later = client_kexinit(&p, [0; 16], false);
         assert!(!later.kex.iter().any(|k| is_pseudo(k)));
+    }
+
+    #[test]
+    fn server_picks_the_clients_first_choice() {
+        let p = Preferences::default();
+        let ours = server_kexinit(&p, [0; 16], true);
+        assert!(ours.kex.contains(&STRICT_S) && !ours.kex.contains(&EXT_INFO_C));
+        let client = server(
+            vec!["curve25519-sha256", "mlkem768x25519-sha256", EXT_INFO_C, STRICT_C],
+            vec!["ssh-ed25519"],
+            vec!["aes256-ctr", "chacha20-poly1305@openssh.com"],
+            vec!["hmac-sha2-512", "hmac-sha2-256"],
+        );
+        let n = negotiate_as_server(&ours, &client).unwrap();
+        assert_eq!(n.kex, Kex::Curve25519Sha256);
+        assert_eq!(n.cipher_c2s, Cipher::Aes256Ctr);
+        assert_eq!(n.mac_c2s.map(Mac::name), Some("hmac-sha2-512"));
+        // A client offering only pseudo-algorithms and unknown names gets a named error.
+        let bad = server(vec![EXT_INFO_C, "diffie-hellman-group1-sha1"], vec!["ssh-ed25519"], vec!["aes128-ctr"], vec!["hmac-sha2-256"]);
+        let e = negotiate_as_server(&ours, &bad).unwrap_err();
+        assert!(matches!(e, Error::NoCommonAlgorithm { category: "key exchange", .. }), "{e}");
+        assert!(!user_alg_acceptable("ssh-rsa") && user_alg_acceptable("rsa-sha2-256"));
     }
 
     #[test]

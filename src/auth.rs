@@ -172,10 +172,8 @@ impl Auth {
                     return Err(Error::protocol("USERAUTH_PK_OK for a key we did not offer"));
                 }
                 let session_id = t.session_id().ok_or_else(|| Error::internal("no session id"))?.to_vec();
-                let mut signed = Writer::new();
-                signed.string(&session_id).u8(crate::msg::USERAUTH_REQUEST).str(&self.user).str(SERVICE);
-                signed.str("publickey").bool(true).str(alg.name()).string(public.blob());
-                let sig = key.sign(alg, &signed.buf, t.rng())?;
+                let signed = signed_data(&session_id, &self.user, SERVICE, alg.name(), public.blob());
+                let sig = key.sign(alg, &signed, t.rng())?;
                 self.proved = true;
                 t.send_msg(&Msg::UserauthRequest {
                     user: &self.user,
@@ -284,6 +282,15 @@ impl Auth {
         }
         Err(Error::AuthFailed { tried: self.tried.clone(), allowed: self.allowed.clone() })
     }
+}
+
+/// What a publickey signature covers (RFC 4252 section 7): the session identifier, then the
+/// request itself with the signature flag set. The client signs it, the server verifies it.
+pub fn signed_data(session_id: &[u8], user: &str, service: &str, alg: &str, key_blob: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.string(session_id).u8(crate::msg::USERAUTH_REQUEST).str(user).str(service);
+    w.str("publickey").bool(true).str(alg).string(key_blob);
+    w.into_vec()
 }
 
 /// The signature algorithms to try with a user key, given the server's

@@ -1,5 +1,5 @@
-//! sshbridge: an embeddable SSH-2 client (RFC 4250-4254) with a drop-in C API for the eCos
-//! Dropbear client.
+//! sshbridge: an embeddable SSH-2 client and server (RFC 4250-4254) with a drop-in C API for
+//! the eCos Dropbear client.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -20,6 +20,8 @@ pub mod keys;
 pub mod msg;
 pub mod random;
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod transport;
 pub mod trust;
 pub mod wire;

@@ -64,6 +64,8 @@ pub struct KexInit<'a> {
 pub enum AuthMethod<'a> {
     None,
     Password { password: &'a str },
+    /// A password change (RFC 4252 section 8, the flag set): servers here refuse it.
+    PasswordChange { old: &'a str, new: &'a str },
     /// `sig` absent: "would this key be acceptable?" (RFC 4252 section 7).
     PublicKey { alg: &'a str, key: &'a [u8], sig: Option<&'a [u8]> },
     KeyboardInteractive { submethods: &'a str },
@@ -179,9 +181,10 @@ impl<'a> Msg<'a> {
                     "none" => AuthMethod::None,
                     "password" => {
                         if r.bool()? {
-                            return Err(Error::protocol("password change requests are not supported"));
+                            AuthMethod::PasswordChange { old: r.utf8()?, new: r.utf8()? }
+                        } else {
+                            AuthMethod::Password { password: r.utf8()? }
                         }
-                        AuthMethod::Password { password: r.utf8()? }
                     }
                     "publickey" => {
                         let has_sig = r.bool()?;
@@ -319,6 +322,9 @@ impl<'a> Msg<'a> {
                     }
                     AuthMethod::Password { password } => {
                         w.str("password").bool(false).str(password);
+                    }
+                    AuthMethod::PasswordChange { old, new } => {
+                        w.str("password").bool(true).str(old).str(new);
                     }
                     AuthMethod::PublicKey { alg, key, sig } => {
                         w.str("publickey").bool(sig.is_some()).str(alg).string(key);

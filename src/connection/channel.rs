@@ -114,6 +114,8 @@ impl OpenKind {
 
 /// Results of answered requests kept for their owner; older ones are dropped past this.
 const MAX_RESULTS: usize = 64;
+/// Requests of the peer waiting for the application, per channel (server role).
+const MAX_PEER_REQUESTS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 enum Sink {
@@ -157,8 +159,9 @@ pub struct Channel {
     pub released: bool,
     /// Server role: session requests from the peer wait for the application's answer.
     pub(crate) serve_requests: bool,
-    /// Those requests, in order, with their want_reply flag.
-    peer_requests: VecDeque<(Request, bool)>,
+    /// Those requests, in order, with their want_reply flag; `None` for a kind we do not serve,
+    /// refused when its turn comes (replies go in order).
+    peer_requests: VecDeque<(Option<Request>, bool)>,
 }
 
 impl Channel {
@@ -259,6 +262,11 @@ impl Channel {
                 if self.eof_sent {
                     return Ok(None);
                 }
+                if self.serve_requests {
+                    // Server role: an overflowing adjust saturates (HOSTILE.md S9).
+                    self.remote_window = self.remote_window.saturating_add(bytes);
+                    return Ok(None);
+                }
                 self.remote_window = self
                     .remote_window
                     .checked_add(bytes)
@@ -290,9 +298,14 @@ impl Channel {
             }
             Msg::ChannelRequest { kind, want_reply, data, .. } => {
                 if self.serve_requests {
-                    if let Some(req) = Request::parse(kind, data)? {
+                    let req = Request::parse(kind, data)?;
+                    if req.is_some() || !self.peer_requests.is_empty() {
+                        if self.peer_requests.len() >= MAX_PEER_REQUESTS {
+                            return Err(Error::protocol("too many channel requests waiting for an answer"));
+                        }
+                        let known = req.is_some();
                         self.peer_requests.push_back((req, want_reply));
-                        return Ok(Some(ChannelEvent::Request));
+                        return Ok(known.then_some(ChannelEvent::Request));
                     }
                 }
                 self.on_request(kind, want_reply, data, t)?;
@@ -359,6 +372,9 @@ impl Channel {
 
     fn on_data(&mut self, data: &[u8], sink: Sink, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
         let len = u32::try_from(data.len()).map_err(|_| Error::protocol("data too long"))?;
+        if len > MAX_PACKET {
+            return Err(Error::protocol(format!("peer sent {len} bytes in one packet, more than our maximum of {MAX_PACKET}")));
+        }
         if len > self.local_window {
             return Err(Error::protocol(format!(
                 "peer sent {len} bytes with only {} left in our window",
@@ -433,18 +449,27 @@ impl Channel {
 
     /// The oldest request of the peer not answered yet.
     pub fn peer_request(&self) -> Option<&Request> {
-        self.peer_requests.front().map(|(r, _)| r)
+        self.peer_requests.front().and_then(|(r, _)| r.as_ref())
     }
 
     /// Answer the oldest request: SUCCESS or FAILURE when the peer wants a reply (RFC 4254
-    /// section 5.4: replies go in order). Returns the request answered.
+    /// section 5.4: replies go in order), then refuse the unknown ones queued behind it.
+    /// Returns the request answered.
     pub fn answer_request(&mut self, ok: bool, t: &mut Transport) -> Option<Request> {
         let (req, want_reply) = self.peer_requests.pop_front()?;
+        self.reply(ok && req.is_some(), want_reply, t);
+        while let Some((None, want_reply)) = self.peer_requests.front().cloned() {
+            self.peer_requests.pop_front();
+            self.reply(false, want_reply, t);
+        }
+        req
+    }
+
+    fn reply(&mut self, ok: bool, want_reply: bool, t: &mut Transport) {
         if want_reply && !self.close_sent {
             let m = if ok { Msg::ChannelSuccess { recipient: self.remote_id } } else { Msg::ChannelFailure { recipient: self.remote_id } };
             t.send_msg(&m);
         }
-        Some(req)
     }
 
     /// Send stderr output (extended data type 1, section 5.2) within the peer's window; returns

@@ -66,7 +66,18 @@ pub struct Connection {
     /// Remote forwards in force: (address, port as bound).
     forwards: Vec<(String, u32)>,
     incoming: VecDeque<Incoming>,
+    /// Server role: session opens waiting for the application's answer.
+    open_requests: VecDeque<OpenRequest>,
     events: VecDeque<(ChannelId, ChannelEvent)>,
+}
+
+/// A channel the peer asked to open (server role), waiting for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub kind: String,
+    sender: u32,
+    window: u32,
+    max_packet: u32,
 }
 
 impl Connection {
@@ -81,6 +92,7 @@ impl Connection {
             next_ticket: 1,
             forwards: Vec::new(),
             incoming: VecDeque::new(),
+            open_requests: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
@@ -194,9 +206,35 @@ impl Connection {
         self.global_results.remove(i).map(|(_, r)| r)
     }
 
-    /// The next channel the peer opened toward us (server role: sessions), if any.
+    /// The next channel the peer opened toward us, if any.
     pub fn take_opened(&mut self) -> Option<Incoming> {
         self.incoming.pop_front()
+    }
+
+    /// Server role: the oldest open the application has not answered yet.
+    pub fn take_open_request(&mut self) -> Option<OpenRequest> {
+        self.open_requests.pop_front()
+    }
+
+    /// Server role: accept an open (sends the confirmation); the channel serves requests.
+    pub fn accept_open(&mut self, req: &OpenRequest, t: &mut Transport) -> Result<ChannelId, Error> {
+        let id = match self.free_id() {
+            Ok(id) => id,
+            Err(e) => {
+                self.refuse_open(req, 4, "too many channels", t);
+                return Err(e);
+            }
+        };
+        let mut ch = Channel::accept(id, req.sender, req.window, req.max_packet, t);
+        ch.serve_requests = true;
+        self.channels.insert(id, ch);
+        log::debug!(target: "sshbridge", "channel {id}: {} opened by the client", req.kind);
+        Ok(id)
+    }
+
+    /// Server role: refuse an open with a reason code (RFC 4254 section 5.1).
+    pub fn refuse_open(&mut self, req: &OpenRequest, reason: u32, why: &str, t: &mut Transport) {
+        t.send_msg(&Msg::ChannelOpenFailure { recipient: req.sender, reason, description: why.as_bytes() });
     }
 
     /// A forwarded connection waiting on the forward `addr:port`, if any.
@@ -270,20 +308,14 @@ impl Connection {
             // Sessions, x11, auth-agent and anything else toward a client are not offered.
             (Role::Client, _) => refuse(t, 1, "not supported by this client"),
             (Role::Server, "session") => {
-                let Ok(id) = self.free_id() else {
+                if window == 0 {
+                    return refuse(t, 2, "initial window 0");
+                }
+                self.channels.retain(|_, c| !(c.state == ChanState::Closed && c.released));
+                if self.channels.len() + self.open_requests.len() >= self.max_channels {
                     return refuse(t, 4, "too many channels");
-                };
-                let mut ch = Channel::accept(id, sender, window, max_packet, t);
-                ch.serve_requests = true;
-                self.channels.insert(id, ch);
-                self.incoming.push_back(Incoming {
-                    id,
-                    kind: "session".into(),
-                    bound_addr: String::new(),
-                    bound_port: 0,
-                    origin_addr: String::new(),
-                    origin_port: 0,
-                });
+                }
+                self.open_requests.push_back(OpenRequest { kind: kind.to_string(), sender, window, max_packet });
             }
             (Role::Server, _) => refuse(t, 1, "not supported"),
         }
@@ -405,9 +437,15 @@ mod tests {
         let mut t = transport();
         let mut c = Connection::new(Role::Server, 2);
         c.handle(Msg::ChannelOpen { kind: "session", sender: 40, window: 1 << 20, max_packet: 32768, extra: &[] }, &mut t).unwrap();
-        let inc = c.take_opened().unwrap();
-        assert_eq!(inc.kind, "session");
-        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelOpenConfirmation { recipient: 40, .. }));
+        // Nothing is confirmed before the application accepts.
+        assert!(sent(&t).is_empty());
+        let req = c.take_open_request().unwrap();
+        assert_eq!(req.kind, "session");
+        let inc = Incoming { id: c.accept_open(&req, &mut t).unwrap(), kind: req.kind.clone(), bound_addr: String::new(), bound_port: 0, origin_addr: String::new(), origin_port: 0 };
+        // A zero initial window is refused.
+        c.handle(Msg::ChannelOpen { kind: "session", sender: 39, window: 0, max_packet: 32768, extra: &[] }, &mut t).unwrap();
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((39, 2)));
+        assert!(matches!(Msg::decode(&sent(&t)[0]).unwrap(), Msg::ChannelOpenConfirmation { recipient: 40, .. }));
         // x11 and direct-tcpip are refused; the cap gives reason 4.
         c.handle(Msg::ChannelOpen { kind: "x11", sender: 41, window: 10, max_packet: 10, extra: &[] }, &mut t).unwrap();
         assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((41, 1)));
@@ -420,12 +458,15 @@ mod tests {
         for (kind, data) in [("env", env.data()), ("auth-agent-req@openssh.com", vec![]), ("exec", exec.data())] {
             c.handle(Msg::ChannelRequest { recipient: inc.id, kind, want_reply: true, data: &data }, &mut t).unwrap();
         }
-        // The unknown one was answered at once with a failure.
-        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelFailure { recipient: 40 }));
+        // Replies go in order: the unknown one waits behind env (nothing sent yet), then fails.
+        assert_eq!(sent(&t).last().and_then(|p| open_failure_reason(p)), Some((43, 4)));
         let ch = c.channel_mut(inc.id).unwrap();
         assert_eq!(ch.peer_request(), Some(&env));
+        let before = sent(&t).len();
         assert_eq!(ch.answer_request(false, &mut t), Some(env));
-        assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelFailure { recipient: 40 }));
+        let replies: Vec<_> = sent(&t)[before..].iter().map(|p| Msg::decode(p).unwrap().encode()).collect();
+        assert_eq!(replies, vec![Msg::ChannelFailure { recipient: 40 }.encode(), Msg::ChannelFailure { recipient: 40 }.encode()]);
+        assert_eq!(ch.peer_request(), Some(&exec));
         assert_eq!(ch.answer_request(true, &mut t), Some(exec));
         assert!(matches!(Msg::decode(sent(&t).last().unwrap()).unwrap(), Msg::ChannelSuccess { recipient: 40 }));
         assert_eq!(ch.answer_request(true, &mut t), None);

@@ -35,5 +35,7 @@ pub use runtime::channel::{Channel, Output};
 pub use runtime::forward::{LocalForward, RemoteForward};
 pub use runtime::known_hosts::HostAddr;
 pub use runtime::session::{Config, Session, SessionInfo};
+#[cfg(feature = "server")]
+pub use runtime::server::{Server, ServerChannel, ServerConfig, ServerConnection};
 pub use trust::{HostKeyPolicy, HostKeyQuery, KnownHosts, Strict};
 pub use transport::RekeyLimits;

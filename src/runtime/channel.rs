@@ -80,12 +80,12 @@ impl Channel {
         let sh = self.session.shared();
         let mut g = sh.lock();
         let what = req.kind();
-        let ticket = g.client.request(id, req)?;
+        let ticket = g.ep.request(id, req)?;
         sh.wake();
         let Some(ticket) = ticket else { return Ok(()) };
         let mut result = None;
         let _g = sh.wait_until(g, deadline, what, |c| {
-            result = c.client.take_request_result(id, ticket);
+            result = c.ep.take_request_result(id, ticket);
             result.is_some()
         })?;
         result.unwrap_or(Ok(()))
@@ -136,13 +136,13 @@ impl Channel {
     /// Move up to `limit` bytes of buffered output of one stream into `v` (out of the window, so
     /// the server keeps sending). Returns whether anything moved.
     fn drain_into(g: &mut Core, id: ChannelId, stderr: bool, v: &mut Vec<u8>, limit: usize) -> bool {
-        let n = g.client.channel(id).map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() }).min(limit);
+        let n = g.ep.channel(id).map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() }).min(limit);
         if n == 0 {
             return false;
         }
         let start = v.len();
         v.resize(start + n, 0);
-        let got = g.client.read(id, stderr, v.get_mut(start..).unwrap_or_default());
+        let got = g.ep.read(id, stderr, v.get_mut(start..).unwrap_or_default());
         v.truncate(start + got);
         got > 0
     }
@@ -174,10 +174,10 @@ impl Channel {
             if self.stash(&mut g, !stderr) {
                 sh.wake();
             }
-            let ch = g.client.channel(id);
+            let ch = g.ep.channel(id);
             let avail = ch.map_or(0, |c| if stderr { c.stderr_len() } else { c.stdout_len() });
             if avail > 0 {
-                let n = g.client.read(id, stderr, buf);
+                let n = g.ep.read(id, stderr, buf);
                 sh.wake();
                 return Ok(n);
             }
@@ -185,8 +185,8 @@ impl Channel {
             if ch.is_none_or(|c| c.eof_received || c.close_received || c.state == ChanState::Closed) {
                 return Ok(0);
             }
-            if g.net_dead || g.client.phase() == Phase::Dead {
-                return Err(g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
+            if g.net_dead || g.ep.phase() == Phase::Dead {
+                return Err(g.ep.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
             }
             if !sh.wait(&mut g, deadline) {
                 return Err(Error::Timeout("reading did not finish in time".into()));
@@ -202,7 +202,7 @@ impl Channel {
     /// Tell the remote end there is no more input (its stdin sees end of file).
     pub fn send_eof(&mut self) -> Result<(), Error> {
         let mut g = self.session.lock();
-        g.client.send_eof(self.id);
+        g.ep.send_eof(self.id);
         drop(g);
         self.session.shared().wake();
         Ok(())
@@ -214,17 +214,17 @@ impl Channel {
         let (id, deadline) = (self.id, self.session.io_deadline());
         let sh = self.session.shared();
         let mut g = sh.lock();
-        g.client.send_eof(id);
+        g.ep.send_eof(id);
         sh.wake();
         loop {
-            let buffered = g.client.channel(id).map_or(0, |c| c.stdout_len() + c.stderr_len());
-            g.client.discard(id, false);
-            g.client.discard(id, true);
-            if g.client.channel(id).is_none_or(|c| c.state == ChanState::Closed) {
-                return Ok(g.client.exit_status(id).cloned());
+            let buffered = g.ep.channel(id).map_or(0, |c| c.stdout_len() + c.stderr_len());
+            g.ep.discard(id, false);
+            g.ep.discard(id, true);
+            if g.ep.channel(id).is_none_or(|c| c.state == ChanState::Closed) {
+                return Ok(g.ep.exit_status(id).cloned());
             }
-            if g.net_dead || g.client.phase() == Phase::Dead {
-                return Err(g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
+            if g.net_dead || g.ep.phase() == Phase::Dead {
+                return Err(g.ep.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
             }
             // Only when discarding may have queued a WINDOW_ADJUST: an unconditional wake
             // makes the driver run a pass and notify us at once, a busy loop for as long as
@@ -244,7 +244,7 @@ impl Channel {
         let session = self.session.clone();
         let sh = session.shared();
         let mut g = sh.lock();
-        g.client.send_eof(id);
+        g.ep.send_eof(id);
         sh.wake();
         loop {
             // Unbounded here: the caller asked for all of it.
@@ -253,14 +253,14 @@ impl Channel {
             if moved {
                 sh.wake();
             }
-            if g.client.channel(id).is_none_or(|c| c.state == ChanState::Closed) {
-                let status = g.client.exit_status(id).cloned();
+            if g.ep.channel(id).is_none_or(|c| c.state == ChanState::Closed) {
+                let status = g.ep.exit_status(id).cloned();
                 drop(g);
                 let [out, err] = std::mem::take(&mut self.stash);
                 return Ok((out, err, status));
             }
-            if g.net_dead || g.client.phase() == Phase::Dead {
-                return Err(g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
+            if g.net_dead || g.ep.phase() == Phase::Dead {
+                return Err(g.ep.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
             }
             if !sh.wait(&mut g, deadline) {
                 return Err(Error::Timeout("collecting output did not finish in time".into()));
@@ -270,7 +270,7 @@ impl Channel {
 
     /// The exit status, once the server reported it.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.session.lock().client.exit_status(self.id).cloned()
+        self.session.lock().ep.exit_status(self.id).cloned()
     }
 }
 
@@ -295,17 +295,17 @@ impl Write for Channel {
             if moved {
                 sh.wake();
             }
-            let gone = g.client.channel(id).is_none_or(|c| c.state == ChanState::Closed || c.eof_sent || c.close_received);
+            let gone = g.ep.channel(id).is_none_or(|c| c.state == ChanState::Closed || c.eof_sent || c.close_received);
             if gone {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
             }
-            if g.net_dead || g.client.phase() == Phase::Dead {
-                let e = g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into()));
+            if g.net_dead || g.ep.phase() == Phase::Dead {
+                let e = g.ep.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into()));
                 return Err(to_io(e));
             }
             // Do not queue more than a window's worth ahead of the socket.
-            if g.client.output_len() < MAX_QUEUED {
-                let n = g.client.send_data(id, buf);
+            if g.ep.output_len() < MAX_QUEUED {
+                let n = g.ep.send_data(id, buf);
                 if n > 0 {
                     sh.wake();
                     return Ok(n);
@@ -321,7 +321,7 @@ impl Write for Channel {
         let deadline = self.session.io_deadline();
         let sh = self.session.shared();
         sh.wake();
-        sh.wait_until(sh.lock(), deadline, "flushing", |c| c.client.output_len() == 0).map(|_| ()).map_err(to_io)
+        sh.wait_until(sh.lock(), deadline, "flushing", |c| c.ep.output_len() == 0).map(|_| ()).map_err(to_io)
     }
 }
 
@@ -330,7 +330,7 @@ impl Drop for Channel {
         if self.handed_over {
             return;
         }
-        self.session.lock().client.release_channel(self.id);
+        self.session.lock().ep.release_channel(self.id);
         self.session.shared().wake();
     }
 }

@@ -1,6 +1,6 @@
 //! The one I/O driver of a connection: a thread with one poll(2) loop that owns the TCP socket
-//! and the sans-IO `Client` (RFC 4253 transport, RFC 4252 authentication, RFC 4254
-//! connection layer). Application handles (`Session`, `Channel`, forwards) change the core
+//! and the sans-IO core (`Client`, or the server role's `Server`: RFC 4253 transport, RFC 4252
+//! authentication, RFC 4254 connection layer), behind the `Endpoint` trait. Application handles (`Session`, `Channel`, forwards) change the core
 //! under its lock and wake the driver through a socket pair; they wait on a condition variable
 //! that the driver signals after every pass. Descriptor-based consumers (the C API's socketpair
 //! bridge, local port forwards) are `Bridge`s that the driver polls together with the network,
@@ -48,14 +48,101 @@ pub enum Step {
     Done,
 }
 
+/// The sans-IO core a driver runs: the client, or the server role.
+pub trait Endpoint: Send + 'static {
+    fn output(&self) -> &[u8];
+    fn consume_output(&mut self, n: usize);
+    fn output_len(&self) -> usize;
+    fn input_space(&mut self, min: usize) -> &mut [u8];
+    /// `n` bytes arrived in the last `input_space` (errors stay in the core: `error`).
+    fn input_read(&mut self, n: usize, now: Instant);
+    /// Whether to read the network now (a server waiting for the application reads no more).
+    fn wants_input(&self) -> bool {
+        true
+    }
+    fn fail(&mut self, e: Error);
+    fn is_dead(&self) -> bool;
+    fn error(&self) -> Option<&Error>;
+    fn next_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn disconnect(&mut self);
+    /// Work after every pass's input: events, known_hosts writes, decisions.
+    fn after_input(&mut self);
+    /// Where the handshake stands, for the driver's handshake deadlines.
+    fn stage(&self) -> Stage;
+    /// "server" or "client": the other end, for error messages.
+    fn peer(&self) -> &'static str;
+}
+
+/// Where a connection's handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    KeyExchange,
+    Authenticating,
+    /// Authenticated, dead, or a core that keeps its own deadlines.
+    Other,
+}
+
+impl Endpoint for Client {
+    fn output(&self) -> &[u8] {
+        Client::output(self)
+    }
+    fn consume_output(&mut self, n: usize) {
+        Client::consume_output(self, n)
+    }
+    fn output_len(&self) -> usize {
+        Client::output_len(self)
+    }
+    fn input_space(&mut self, min: usize) -> &mut [u8] {
+        Client::input_space(self, min)
+    }
+    fn input_read(&mut self, n: usize, now: Instant) {
+        let _ = Client::input_read(self, n, now);
+    }
+    fn fail(&mut self, e: Error) {
+        Client::fail(self, e)
+    }
+    fn is_dead(&self) -> bool {
+        self.phase() == Phase::Dead
+    }
+    fn error(&self) -> Option<&Error> {
+        Client::error(self)
+    }
+    fn next_timeout(&self) -> Option<Instant> {
+        Client::next_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Client::handle_timeout(self, now)
+    }
+    fn disconnect(&mut self) {
+        Client::disconnect(self)
+    }
+    fn after_input(&mut self) {
+        // Channel events are state in the channels; the queue only needs emptying.
+        while self.poll_event().is_some() {}
+        // known_hosts writes the host key decision and UpdateHostKeys ask for.
+        known_hosts::carry_out(self);
+    }
+    fn stage(&self) -> Stage {
+        match self.phase() {
+            Phase::Handshake => Stage::KeyExchange,
+            Phase::Authenticating => Stage::Authenticating,
+            _ => Stage::Other,
+        }
+    }
+    fn peer(&self) -> &'static str {
+        "server"
+    }
+}
+
 /// A consumer of the connection that lives in the driver thread and owns descriptors.
-pub trait Bridge: Send {
+pub trait Bridge<E = Client>: Send {
     /// Move data between its descriptors and the core (lock held, never blocks).
-    fn service(&mut self, c: &mut Client, pass: Pass) -> Step;
+    fn service(&mut self, c: &mut E, pass: Pass) -> Step;
     /// Descriptors to poll: (fd, want read, want write); a negative fd is ignored.
-    fn fds(&self, c: &Client, pass: Pass, out: &mut Vec<(RawFd, bool, bool)>);
+    fn fds(&self, c: &E, pass: Pass, out: &mut Vec<(RawFd, bool, bool)>);
     /// Readiness of the descriptors of the last `fds`, in the same order.
-    fn ready(&mut self, c: &mut Client, ready: &[Ready]);
+    fn ready(&mut self, c: &mut E, ready: &[Ready]);
     /// The earliest time it needs a pass without any descriptor being ready.
     fn deadline(&self) -> Option<Instant> {
         None
@@ -63,10 +150,11 @@ pub trait Bridge: Send {
 }
 
 /// The state handles and the driver share, under one lock.
-pub struct Core {
-    pub client: Client,
+pub struct Core<E = Client> {
+    /// The sans-IO core.
+    pub ep: E,
     /// Bridges handed over, picked up by the driver on its next pass.
-    pub new_bridges: Vec<Box<dyn Bridge>>,
+    pub new_bridges: Vec<Box<dyn Bridge<E>>>,
     /// No handle is left: finish the bridges, say goodbye and stop.
     pub shutdown: bool,
     /// The network side is gone (the error is in the client).
@@ -80,14 +168,14 @@ pub struct Core {
     auth_deadline: Option<Instant>,
 }
 
-pub struct Shared {
-    core: Mutex<Core>,
+pub struct Shared<E = Client> {
+    core: Mutex<Core<E>>,
     cond: Condvar,
     wake_tx: UnixStream,
 }
 
-impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, Core> {
+impl<E: Endpoint> Shared<E> {
+    pub fn lock(&self) -> MutexGuard<'_, Core<E>> {
         self.core.lock()
     }
 
@@ -98,7 +186,7 @@ impl Shared {
 
     /// Wait for the driver's next pass (or the deadline). Returns false when the deadline
     /// passed.
-    pub fn wait(&self, g: &mut MutexGuard<'_, Core>, deadline: Option<Instant>) -> bool {
+    pub fn wait(&self, g: &mut MutexGuard<'_, Core<E>>, deadline: Option<Instant>) -> bool {
         match deadline {
             Some(d) => Instant::now() < d && !self.cond.wait_until(g, d).timed_out(),
             None => {
@@ -117,17 +205,17 @@ impl Shared {
     /// operation in the timeout error. Returns the guard for the caller's next step.
     pub fn wait_until<'a>(
         &'a self,
-        mut g: MutexGuard<'a, Core>,
+        mut g: MutexGuard<'a, Core<E>>,
         deadline: Option<Instant>,
         what: &str,
-        mut done: impl FnMut(&mut Core) -> bool,
-    ) -> Result<MutexGuard<'a, Core>, Error> {
+        mut done: impl FnMut(&mut Core<E>) -> bool,
+    ) -> Result<MutexGuard<'a, Core<E>>, Error> {
         loop {
             if done(&mut g) {
                 return Ok(g);
             }
-            if g.net_dead || g.finished || g.client.phase() == Phase::Dead {
-                return Err(g.client.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
+            if g.net_dead || g.finished || g.ep.is_dead() {
+                return Err(g.ep.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into())));
             }
             match deadline {
                 Some(d) => {
@@ -141,20 +229,20 @@ impl Shared {
     }
 }
 
-/// Start the driver thread for a connected socket and a fresh client.
-pub fn spawn(
+/// Start the driver thread for a connected socket and a fresh core.
+pub fn spawn<E: Endpoint>(
     sock: TcpStream,
-    client: Client,
+    client: E,
     handshake_deadline: Option<Instant>,
     auth_timeout: Duration,
     log_sink: Option<crate::logging::LogSink>,
-) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>), Error> {
+) -> Result<(Arc<Shared<E>>, std::thread::JoinHandle<()>), Error> {
     let (wake_tx, wake_rx) = UnixStream::pair()?;
     wake_tx.set_nonblocking(true)?;
     wake_rx.set_nonblocking(true)?;
     sock.set_nonblocking(true)?;
     let core = Core {
-        client,
+        ep: client,
         new_bridges: Vec::new(),
         shutdown: false,
         net_dead: false,
@@ -172,7 +260,7 @@ pub fn spawn(
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&sh, sock, wake_rx)));
             let mut g = sh.lock();
             if r.is_err() {
-                g.client.fail(Error::internal("connection thread panicked"));
+                g.ep.fail(Error::internal("connection thread panicked"));
                 g.new_bridges.clear();
             }
             g.net_dead = true;
@@ -192,32 +280,32 @@ fn min_time(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 /// Fail the handshake when its deadline passed.
-fn check_handshake(core: &mut Core, now: Instant) {
-    let phase = core.client.phase();
-    if phase == Phase::Authenticating && core.auth_deadline.is_none() {
+fn check_handshake<E: Endpoint>(core: &mut Core<E>, now: Instant) {
+    let stage = core.ep.stage();
+    if stage == Stage::Authenticating && core.auth_deadline.is_none() {
         core.auth_deadline = Some(now + core.auth_timeout);
     }
-    let (deadline, what) = match phase {
-        Phase::Handshake => (core.handshake_deadline, "key exchange"),
-        Phase::Authenticating => (min_time(core.handshake_deadline, core.auth_deadline), "authentication"),
-        _ => return,
+    let (deadline, what) = match stage {
+        Stage::KeyExchange => (core.handshake_deadline, "key exchange"),
+        Stage::Authenticating => (min_time(core.handshake_deadline, core.auth_deadline), "authentication"),
+        Stage::Other => return,
     };
     if deadline.is_some_and(|d| now >= d) {
-        core.client.fail(Error::Timeout(format!("{what} did not finish in time")));
+        core.ep.fail(Error::Timeout(format!("{what} did not finish in time")));
     }
 }
 
-fn handshake_deadline(core: &Core) -> Option<Instant> {
-    match core.client.phase() {
-        Phase::Handshake => core.handshake_deadline,
-        Phase::Authenticating => min_time(core.handshake_deadline, core.auth_deadline),
-        _ => None,
+fn handshake_deadline<E: Endpoint>(core: &Core<E>) -> Option<Instant> {
+    match core.ep.stage() {
+        Stage::KeyExchange => core.handshake_deadline,
+        Stage::Authenticating => min_time(core.handshake_deadline, core.auth_deadline),
+        Stage::Other => None,
     }
 }
 
-fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
+fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
     sys::block_signals_in_this_thread();
-    let mut bridges: Vec<Box<dyn Bridge>> = Vec::new();
+    let mut bridges: Vec<Box<dyn Bridge<E>>> = Vec::new();
     let mut net_read = NET_READ_MIN;
     let mut fds: Vec<(RawFd, bool, bool)> = Vec::new();
     let mut spans: Vec<usize> = Vec::new();
@@ -234,7 +322,7 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
         let mut again = false;
         let mut i = 0;
         while i < bridges.len() {
-            let step = bridges.get_mut(i).map_or(Step::Done, |b| b.service(&mut core.client, pass));
+            let step = bridges.get_mut(i).map_or(Step::Done, |b| b.service(&mut core.ep, pass));
             match step {
                 Step::Done => {
                     bridges.swap_remove(i);
@@ -249,25 +337,27 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
         }
         // Network output: what the handles and the bridges queued, in this pass.
         if !core.net_dead {
-            while core.client.output_len() > 0 {
-                match sock.write(core.client.output()) {
+            while core.ep.output_len() > 0 {
+                match sock.write(core.ep.output()) {
                     Ok(0) => {
-                        core.client.fail(Error::ConnectionClosed("server closed the connection".into()));
+                        let peer = core.ep.peer();
+                        core.ep.fail(Error::ConnectionClosed(format!("{peer} closed the connection")));
                         core.net_dead = true;
                         break;
                     }
-                    Ok(n) => core.client.consume_output(n),
+                    Ok(n) => core.ep.consume_output(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        core.client.fail(Error::ConnectionClosed(format!("write to server failed: {e}")));
+                        let peer = core.ep.peer();
+                        core.ep.fail(Error::ConnectionClosed(format!("write to {peer} failed: {e}")));
                         core.net_dead = true;
                         break;
                     }
                 }
             }
         }
-        if core.client.phase() == Phase::Dead && core.client.output_len() == 0 {
+        if core.ep.is_dead() && core.ep.output_len() == 0 {
             core.net_dead = true;
         }
 
@@ -285,11 +375,11 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
         spans.clear();
         fds.push((wake.as_raw_fd(), true, false));
         let net_fd = if core.net_dead { -1 } else { sock.as_raw_fd() };
-        fds.push((net_fd, true, core.client.output_len() > 0));
-        let mut wake_at = min_time(core.client.next_timeout(), handshake_deadline(core));
+        fds.push((net_fd, core.ep.wants_input(), core.ep.output_len() > 0));
+        let mut wake_at = min_time(core.ep.next_timeout(), handshake_deadline(core));
         for b in &bridges {
             let before = fds.len();
-            b.fds(&core.client, pass, &mut fds);
+            b.fds(&core.ep, pass, &mut fds);
             spans.push(fds.len() - before);
             wake_at = min_time(wake_at, b.deadline());
         }
@@ -299,7 +389,7 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
         let ready = match ready {
             Ok(r) => r,
             Err(e) => {
-                g.client.fail(Error::from(e));
+                g.ep.fail(Error::from(e));
                 g.net_dead = true;
                 continue;
             }
@@ -310,18 +400,22 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
             while matches!(wake.read(&mut b), Ok(n) if n > 0) {}
         }
         let core = &mut *g;
-        if !core.net_dead && (at(1).read || at(1).hup) {
+        if !core.net_dead && core.ep.wants_input() && (at(1).read || at(1).hup) {
             loop {
                 // Straight into the transport's input buffer: no copy before decryption.
-                let space = core.client.input_space(net_read);
+                let space = core.ep.input_space(net_read);
                 match sock.read(space.get_mut(..net_read).unwrap_or_default()) {
                     Ok(0) => {
-                        core.client.fail(Error::ConnectionClosed("server closed the connection".into()));
+                        let peer = core.ep.peer();
+                        core.ep.fail(Error::ConnectionClosed(format!("{peer} closed the connection")));
                         core.net_dead = true;
                         break;
                     }
                     Ok(n) => {
-                        let _ = core.client.input_read(n, Instant::now());
+                        core.ep.input_read(n, Instant::now());
+                        if !core.ep.wants_input() {
+                            break;
+                        }
                         if n < net_read {
                             break;
                         }
@@ -330,31 +424,29 @@ fn run(sh: &Shared, mut sock: TcpStream, mut wake: UnixStream) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        core.client.fail(Error::ConnectionClosed(format!("read from server failed: {e}")));
+                        let peer = core.ep.peer();
+                        core.ep.fail(Error::ConnectionClosed(format!("read from {peer} failed: {e}")));
                         core.net_dead = true;
                         break;
                     }
                 }
             }
         }
-        // Channel events are state in the channels; the queue only needs emptying.
-        while core.client.poll_event().is_some() {}
-        // known_hosts writes the host key decision and UpdateHostKeys ask for.
-        known_hosts::carry_out(&mut core.client);
+        core.ep.after_input();
         let mut start = 2;
         for (b, n) in bridges.iter_mut().zip(spans.iter()) {
-            b.ready(&mut core.client, ready.get(start..start + n).unwrap_or_default());
+            b.ready(&mut core.ep, ready.get(start..start + n).unwrap_or_default());
             start += n;
         }
-        core.client.handle_timeout(Instant::now());
+        core.ep.handle_timeout(Instant::now());
     }
 
     // Say goodbye politely, bounded.
-    if g.client.phase() != Phase::Dead {
-        g.client.disconnect();
+    if !g.ep.is_dead() {
+        g.ep.disconnect();
         let _ = sock.set_nonblocking(false);
         let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = sock.write_all(g.client.output());
+        let _ = sock.write_all(g.ep.output());
     }
     g.net_dead = true;
     g.finished = true;

@@ -295,7 +295,7 @@ impl RemoteForward {
         let mut found = None;
         let (addr, port) = (self.addr.clone(), self.port);
         let _g = sh.wait_until(sh.lock(), deadline, "accepting a forwarded connection", |c| {
-            found = c.client.take_incoming(&addr, port);
+            found = c.ep.take_incoming(&addr, port);
             found.is_some()
         })?;
         let inc = found.ok_or_else(|| Error::internal("no forwarded connection"))?;
@@ -306,7 +306,7 @@ impl RemoteForward {
 
 impl Drop for RemoteForward {
     fn drop(&mut self) {
-        self.session.lock().client.cancel_forward(&self.addr, self.port);
+        self.session.lock().ep.cancel_forward(&self.addr, self.port);
         self.session.shared().wake();
     }
 }
@@ -335,11 +335,11 @@ impl Session {
     pub fn forward_remote(&self, addr: &str, port: u16) -> Result<RemoteForward, Error> {
         let sh = self.shared();
         let mut g = sh.lock();
-        let ticket = g.client.tcpip_forward(addr, u32::from(port))?;
+        let ticket = g.ep.tcpip_forward(addr, u32::from(port))?;
         sh.wake();
         let mut result = None;
         let _g = sh.wait_until(g, self.io_deadline(), "tcpip-forward", |c| {
-            result = c.client.take_global_result(ticket);
+            result = c.ep.take_global_result(ticket);
             result.is_some()
         })?;
         let data = result.unwrap_or_else(|| Err(Error::internal("no answer")))?;

@@ -12,3 +12,5 @@ pub mod known_hosts;
 pub mod session;
 pub mod stdio;
 pub mod sys;
+#[cfg(feature = "server")]
+pub mod server;

@@ -144,7 +144,7 @@ impl Session {
         let sh = s.inner.shared.clone();
         let r = sh
             .wait_until(sh.lock(), Some(deadline + Duration::from_secs(2)), "key exchange and authentication", |c| {
-                c.client.phase() == Phase::Connected
+                c.ep.phase() == Phase::Connected
             })
             .map(drop);
         // On an error, dropping `s` joins the driver, which has closed the socket.
@@ -178,13 +178,13 @@ impl Session {
     /// What was negotiated, the server's host key, banner and identification.
     pub fn info(&self) -> Option<SessionInfo> {
         let g = self.lock();
-        let t = g.client.transport();
+        let t = g.ep.transport();
         Some(SessionInfo {
             server_ident: String::from_utf8_lossy(t.server_ident()).into_owned(),
             negotiated: *t.negotiated()?,
             strict_kex: t.strict_kex(),
             host_key: t.host_key()?.clone(),
-            banner: g.client.banner().to_string(),
+            banner: g.ep.banner().to_string(),
             kex_count: t.kex_count(),
             session_id: t.session_id()?.to_vec(),
         })
@@ -193,17 +193,17 @@ impl Session {
     /// Host trust warnings: malformed known_hosts lines (skipped), a changed key accepted
     /// under `Strict::No`. (Files that could not be written are logged.)
     pub fn host_key_warnings(&self) -> Vec<String> {
-        self.lock().client.transport().host_key_decision().map(|d| d.warnings.clone()).unwrap_or_default()
+        self.lock().ep.transport().host_key_decision().map(|d| d.warnings.clone()).unwrap_or_default()
     }
 
     /// The connection's fatal error, once it died.
     pub fn error(&self) -> Option<Error> {
-        self.lock().client.error().cloned()
+        self.lock().ep.error().cloned()
     }
 
     /// Channels in the connection's table (open, or closed and not yet released).
     pub fn channel_count(&self) -> usize {
-        self.lock().client.connection().channel_count()
+        self.lock().ep.connection().channel_count()
     }
 
     /// Open a channel and wait until the server confirms it (and accepts `start`, if any).
@@ -211,29 +211,29 @@ impl Session {
         let has_start = start.is_some();
         let sh = self.shared();
         let mut g = sh.lock();
-        let id = g.client.open_channel(kind, start)?;
+        let id = g.ep.open_channel(kind, start)?;
         sh.wake();
         let r = sh.wait_until(g, self.io_deadline(), "opening a channel", |c| {
-            c.client.channel(id).is_none_or(|ch| if has_start { ch.start_settled() } else { ch.state != crate::connection::ChanState::Opening })
+            c.ep.channel(id).is_none_or(|ch| if has_start { ch.start_settled() } else { ch.state != crate::connection::ChanState::Opening })
         });
         let mut g = match r {
             Ok(g) => g,
             Err(e) => {
                 let mut g = sh.lock();
-                g.client.release_channel(id);
+                g.ep.release_channel(id);
                 sh.wake();
                 return Err(e);
             }
         };
         // A fast command may have run and closed already: that is success, if it started.
-        let failed = match g.client.channel(id) {
+        let failed = match g.ep.channel(id) {
             None => Some(Error::ChannelRequestFailed("channel closed before it was started".into())),
             Some(ch) => ch.error.clone().or_else(|| {
                 (has_start && !ch.started).then(|| Error::ChannelRequestFailed("channel closed before it was started".into()))
             }),
         };
         if let Some(e) = failed {
-            g.client.release_channel(id);
+            g.ep.release_channel(id);
             sh.wake();
             return Err(e);
         }
@@ -281,11 +281,11 @@ impl Session {
     pub fn rekey(&self) -> Result<(), Error> {
         let sh = self.shared();
         let mut g = sh.lock();
-        let before = g.client.transport().kex_count();
-        g.client.rekey()?;
+        let before = g.ep.transport().kex_count();
+        g.ep.rekey()?;
         sh.wake();
         // A key exchange already running (started by either side) counts too.
-        let _g = sh.wait_until(g, self.io_deadline(), "key re-exchange", |c| c.client.transport().kex_count() > before)?;
+        let _g = sh.wait_until(g, self.io_deadline(), "key re-exchange", |c| c.ep.transport().kex_count() > before)?;
         Ok(())
     }
 
@@ -293,9 +293,9 @@ impl Session {
     pub fn keepalive(&self, timeout: Duration) -> Result<(), Error> {
         let sh = self.shared();
         let mut g = sh.lock();
-        g.client.send_keepalive();
+        g.ep.send_keepalive();
         sh.wake();
-        let _g = sh.wait_until(g, Some(Instant::now() + timeout), "keepalive", |c| c.client.pending_keepalives() == 0)?;
+        let _g = sh.wait_until(g, Some(Instant::now() + timeout), "keepalive", |c| c.ep.pending_keepalives() == 0)?;
         Ok(())
     }
 

@@ -9,7 +9,11 @@
 //! nothing more, and a decision left unanswered when the next event is asked for is a refusal.
 //! Deadlines (login grace, idle time, delayed failures) are checked in `handle_timeout`.
 
+// Questions and events go one at a time, a few per connection: their size does not matter.
+#![allow(clippy::large_enum_variant)]
+
 pub mod auth;
+
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -344,6 +344,47 @@ fn ssh_config_makes_openssh_log_in_and_is_idempotent() {
     assert_eq!(text(&o.stdout), "Welcome to the capsule of 127.0.0.1\n", "{}", show(&o));
 }
 
+/// Without --user/--port the block is the seed's (`Match user capsule`, `Port 1966`): sshd
+/// cannot log in a non-system `capsule`, so what OpenSSH makes of it is read with `ssh -G`.
+#[test]
+fn ssh_config_defaults_resolve_as_the_seed_says() {
+    let d = TempDir::new("ssh-config-defaults");
+    let home = d.path("home");
+    fs::create_dir(&home).unwrap();
+    let o = Command::new(capsule_bin()).arg("--home").arg(&home).args(["--ssh-config", "example.com"]).output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let config = home.join(".ssh/config");
+    let resolve = |dest: &str| {
+        let o = Command::new(support::SSH).arg("-G").arg("-F").arg(&config).arg(dest).stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+        text(&o.stdout).to_ascii_lowercase()
+    };
+    let g = resolve("capsule@example.com");
+    let id = home.join(".ssh/example.com_cap_id_ed25519").display().to_string().to_ascii_lowercase();
+    for want in [
+        "user capsule\n".to_string(),
+        "port 1966\n".into(),
+        "passwordauthentication no\n".into(),
+        "kbdinteractiveauthentication no\n".into(),
+        "preferredauthentications publickey\n".into(),
+        "identitiesonly yes\n".into(),
+        format!("identityfile {id}\n"),
+        "setenv host=example.com\n".into(),
+        "sendenv lang\n".into(),
+        "sendenv tz\n".into(),
+        "stricthostkeychecking accept-new\n".into(),
+        format!("userknownhostsfile {}\n", home.join(".ssh/known_hosts").display().to_string().to_ascii_lowercase()),
+    ] {
+        assert!(g.contains(&want), "{want:?} not in\n{g}");
+    }
+    assert_eq!(mode(&home.join(".ssh/example.com_cap_id_ed25519")), 0o600);
+    // Another user, or another host as capsule: untouched.
+    let g = resolve("bob@example.com");
+    assert!(g.contains("port 22\n") && !g.contains("setenv") && !g.contains(&id), "{g}");
+    let g = resolve("capsule@other.example");
+    assert!(g.contains("port 1966\n") && !g.contains("setenv") && !g.contains(&id), "{g}");
+}
+
 #[test]
 fn gemcap_prints_the_body_and_exits_with_the_gemini_status() {
     support::ensure_env();

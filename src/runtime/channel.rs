@@ -97,6 +97,38 @@ impl Channel {
         self.request(Request::Env { name: name.into(), value: value.into() })
     }
 
+    /// `Config::env`: send every variable at once (one round trip), then collect the answers;
+    /// a refused variable is logged and skipped (OpenSSH's SendEnv/SetEnv ask for no answer).
+    pub(crate) fn send_env(&mut self, vars: &[(String, String)]) -> Result<(), Error> {
+        if vars.is_empty() {
+            return Ok(());
+        }
+        let (id, deadline) = (self.id, self.session.io_deadline());
+        let sh = self.session.shared();
+        let mut g = sh.lock();
+        let mut tickets = Vec::with_capacity(vars.len());
+        for (name, value) in vars {
+            let ticket = g.client.request(id, Request::Env { name: name.clone(), value: value.clone() })?;
+            tickets.extend(ticket.map(|t| (t, name)));
+        }
+        sh.wake();
+        let mut answers: Vec<Option<Result<(), Error>>> = tickets.iter().map(|_| None).collect();
+        let _g = sh.wait_until(g, deadline, "env", |c| {
+            for ((ticket, _), a) in tickets.iter().zip(answers.iter_mut()) {
+                if a.is_none() {
+                    *a = c.client.take_request_result(id, *ticket);
+                }
+            }
+            answers.iter().all(Option::is_some)
+        })?;
+        for ((_, name), a) in tickets.iter().zip(answers) {
+            if let Some(Err(e)) = a {
+                log::warn!(target: "sshbridge", "environment variable {name} not set: {e}");
+            }
+        }
+        Ok(())
+    }
+
     /// Ask for a pseudo-terminal of `term` type, `cols` x `rows` characters (section 6.2).
     pub fn request_pty(&mut self, term: &str, cols: u32, rows: u32) -> Result<(), Error> {
         self.request(Request::Pty { term: term.into(), cols, rows, width_px: 0, height_px: 0, modes: default_modes() })

@@ -60,6 +60,12 @@ pub struct Config {
     pub log_payloads: bool,
     /// This connection's records (debug and above) also go here (`LogSink`).
     pub log_sink: Option<crate::logging::LogSink>,
+    /// Environment variables sent (RFC 4254 section 6.4 `env`) on every session channel
+    /// before its command: by `Session::exec`, `exec_bytes` and `shell`, and by
+    /// `Session::open_session` before it returns the channel. A variable the server refuses
+    /// (its AcceptEnv does not list it) is logged and skipped, as OpenSSH's SendEnv/SetEnv do.
+    /// Empty by default (`Config::capsule` sets HOST, LANG, TZ).
+    pub env: Vec<(String, String)>,
 }
 
 impl Config {
@@ -84,6 +90,7 @@ impl Config {
             max_channels: crate::connection::DEFAULT_MAX_CHANNELS,
             log_payloads: false,
             log_sink: None,
+            env: Vec::new(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The I/O edge: the only code that touches sockets, threads, the clock and the OS random
 //! generator. `driver` is the one thread per connection; `session`, `channel` and `forward`
 //! are the blocking Rust API's handles; `stdio` is the C API's socketpair bridge; `keygen`
-//! gives key generation and export the OS generator; `sys` wraps the system calls.
+//! gives key generation and export the OS generator; `sys` wraps the system calls; `capsule`
+//! sets up SSH Capsules connections (per-host identity, trust on first use, OpenSSH config).
 
+pub mod capsule;
 pub mod channel;
 pub mod config;
 pub mod driver;

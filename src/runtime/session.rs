@@ -48,6 +48,8 @@ struct Inner {
     io_timeout: Option<Duration>,
     /// Do not wait for the driver when the last handle goes (C API close(h, 0)).
     detached: AtomicBool,
+    /// `Config::env`: sent on every session channel before its command.
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Inner {
@@ -138,6 +140,7 @@ impl Session {
                 thread: Mutex::new(Some(thread)),
                 io_timeout: config.io_timeout,
                 detached: AtomicBool::new(false),
+                env: config.env,
             }),
         };
         // The driver enforces the handshake deadlines; the margin only guards against a bug.
@@ -247,21 +250,33 @@ impl Session {
 
     /// Run a command given as bytes (RFC 4254 section 6.5: no character set is implied).
     pub fn exec_bytes(&self, command: &[u8]) -> Result<Channel, Error> {
+        if !self.inner.env.is_empty() {
+            let mut ch = self.open_session()?;
+            ch.exec_bytes(command)?;
+            return Ok(ch);
+        }
         let id = self.open_id(&OpenKind::Session, Some(Request::Exec(command.to_vec())))?;
         Ok(Channel::new(self.clone(), id))
     }
 
     /// Start the user's shell.
     pub fn shell(&self) -> Result<Channel, Error> {
+        if !self.inner.env.is_empty() {
+            let mut ch = self.open_session()?;
+            ch.shell()?;
+            return Ok(ch);
+        }
         let id = self.open_id(&OpenKind::Session, Some(Request::Shell))?;
         Ok(Channel::new(self.clone(), id))
     }
 
-    /// An opened session channel with nothing requested yet: set env, a pty, then exec, shell
-    /// or a subsystem.
+    /// An opened session channel with nothing requested yet but `Config::env`: set env, a
+    /// pty, then exec, shell or a subsystem.
     pub fn open_session(&self) -> Result<Channel, Error> {
         let id = self.open_id(&OpenKind::Session, None)?;
-        Ok(Channel::new(self.clone(), id))
+        let mut ch = Channel::new(self.clone(), id);
+        ch.send_env(&self.inner.env)?;
+        Ok(ch)
     }
 
     /// A TCP connection made by the server to `host:port` (RFC 4254 section 7.2), as a byte

@@ -108,7 +108,7 @@ impl Channel {
         let mut g = sh.lock();
         let mut tickets = Vec::with_capacity(vars.len());
         for (name, value) in vars {
-            let ticket = g.client.request(id, Request::Env { name: name.clone(), value: value.clone() })?;
+            let ticket = g.ep.request(id, Request::Env { name: name.clone(), value: value.clone() })?;
             tickets.extend(ticket.map(|t| (t, name)));
         }
         sh.wake();
@@ -116,7 +116,7 @@ impl Channel {
         let _g = sh.wait_until(g, deadline, "env", |c| {
             for ((ticket, _), a) in tickets.iter().zip(answers.iter_mut()) {
                 if a.is_none() {
-                    *a = c.client.take_request_result(id, *ticket);
+                    *a = c.ep.take_request_result(id, *ticket);
                 }
             }
             answers.iter().all(Option::is_some)

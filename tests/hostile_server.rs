@@ -248,7 +248,8 @@ fn s5_none_probe_and_signature_checks() {
 
     // Refused before the application is asked (and the refusal is delayed like any other).
     let wrong_sid = vec![0x42u8; 32];
-    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>)> = vec![
+    type MakeRequest<'a> = Box<dyn Fn(&[u8]) -> Vec<u8> + 'a>;
+    let cases: Vec<(&str, MakeRequest)> = vec![
         ("alg is not the key's type", Box::new(|sid| publickey(USER, "ecdsa-sha2-nistp256", &pa, Some((&a, sid))))),
         ("rsa alg, ed25519 key", Box::new(|sid| publickey(USER, "rsa-sha2-256", &pa, Some((&a, sid))))),
         ("signature over another session id", Box::new(|_| publickey(USER, "ssh-ed25519", &pa, Some((&a, &wrong_sid))))),

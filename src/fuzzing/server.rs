@@ -374,7 +374,7 @@ pub fn serve(s: &mut Server, app: &mut ServerApp, now: Instant) {
             SEvent::ChannelOpen { .. } => {
                 assert!(app.authenticated, "a channel open reached the application before authentication");
                 app.opens += 1;
-                let _ = s.answer_open(app.opens % 3 != 0);
+                let _ = s.answer_open(!app.opens.is_multiple_of(3));
             }
             SEvent::ChannelRequest { id, request } => {
                 assert!(app.authenticated, "a channel request reached the application before authentication");

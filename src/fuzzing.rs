@@ -18,6 +18,8 @@
 //! - [`client_session`]: a structure-aware variant: the harness plays the server through a real
 //!   key exchange (fixed host keys), then seals the fuzz data's payloads with the session keys,
 //!   so authentication, channels and rekeying are reached;
+//! - [`server()`]: the sans-IO server fed raw bytes after a client identification, or payloads
+//!   sealed after a real key exchange by the scripted client [`EmuClient`] (module `server`);
 //! - [`kex()`]: key exchange values of every method, as the server's reply to our client and as
 //!   a client's value to the server side (module `kex`).
 
@@ -39,8 +41,12 @@ use crate::transport::ident::{IdentReader, IdentResult, CLIENT_IDENT, MAX_LINE};
 use crate::transport::HostKeyCheck;
 
 mod kex;
+#[cfg(feature = "server")]
+mod server;
 mod session;
 pub use kex::{kex, kex_methods, KEX_CLIENT_SEED};
+#[cfg(feature = "server")]
+pub use server::*;
 pub use session::*;
 
 /// A deterministic generator: the ChaCha20 keystream under a key made from `seed`.

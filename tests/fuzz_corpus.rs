@@ -27,6 +27,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("client", fuzzing::client),
     ("client_session", fuzzing::client_session),
     ("kex", fuzzing::kex),
+    #[cfg(feature = "server")]
+    ("server", fuzzing::server),
 ];
 
 /// `fuzz/regressions/<target>/<file>` of bugs still open: skipped by `regressions_replay`, each
@@ -556,4 +558,64 @@ fn pick_key(k: &'static fuzzing::FixedKeys, alg: sshbridge::SigAlg) -> &'static 
         "ssh-rsa" => &k.rsa,
         other => panic!("no fixed key for {other}"),
     }
+}
+
+/// The `server` seeds: the session ones (byte 0 bit 3) log in and keep the server alive.
+#[cfg(feature = "server")]
+#[test]
+fn server_session_seeds_log_in() {
+    let dir = fuzz_dir().join("corpus").join("server");
+    let mut n = 0;
+    for path in files(&dir) {
+        let data = std::fs::read(&path).unwrap();
+        if data.first().is_some_and(|f| f & 8 != 0) {
+            let out = fuzzing::run_server(&data).unwrap();
+            assert!(out.error.is_none() && out.app.authenticated, "{}: {out:?}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "only {n} server session seeds");
+}
+
+/// The `server` target's seeds (`fuzz/corpus/server/`): deterministic, written by hand with
+///     cargo test --test fuzz_corpus -- --ignored write_server_seed_corpus
+#[cfg(feature = "server")]
+#[test]
+#[ignore = "generator: run by hand to rewrite fuzz/corpus/server"]
+fn write_server_seed_corpus() {
+    use sshbridge::fuzzing::{make_script, SERVER_PASSWORD, SERVER_USER};
+    let dir = fuzz_dir().join("corpus").join("server");
+    let user = |method: AuthMethod<'_>| enc(Msg::UserauthRequest { user: SERVER_USER, service: "ssh-connection", method });
+    let service = enc(Msg::ServiceRequest { name: "ssh-userauth" });
+    let login = user(AuthMethod::Password { password: SERVER_PASSWORD });
+    let open = enc(Msg::ChannelOpen { kind: "session", sender: 0, window: 1 << 20, max_packet: 32768, extra: &[] });
+    let req = |kind: &str, data: &[u8]| enc(Msg::ChannelRequest { recipient: 0, kind, want_reply: true, data });
+    let mut w = Writer::new();
+    w.str("LANG").str("C");
+    let env = req("env", &w.into_vec());
+    let mut w = Writer::new();
+    w.str("echo hi");
+    let exec = req("exec", &w.into_vec());
+    let data = enc(Msg::ChannelData { recipient: 0, data: b"stdin" });
+    let eof = enc(Msg::ChannelEof { recipient: 0 });
+    let close = enc(Msg::ChannelClose { recipient: 0 });
+    let key = fuzzing::fixed_keys().ed25519.public_key();
+    let probe = user(AuthMethod::PublicKey { alg: "ssh-ed25519", key: key.blob(), sig: None });
+    let kbd = user(AuthMethod::KeyboardInteractive { submethods: "" });
+    let info = enc(Msg::UserauthInfoResponse { responses: vec![SERVER_PASSWORD.as_bytes()] });
+    let sessions: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("password-exec", vec![service.clone(), login.clone(), open.clone(), env, exec.clone(), data, eof, close]),
+        ("probe-then-password", vec![service.clone(), user(AuthMethod::None), probe, login.clone(), open.clone(), exec.clone()]),
+        ("wrong-then-password", vec![service.clone(), user(AuthMethod::Password { password: "no" }), vec![0], login.clone(), open.clone()]),
+        ("kbd-interactive", vec![service.clone(), kbd, info, open.clone(), exec.clone()]),
+        ("rekey", vec![service, login, vec![20], open, exec, vec![20], enc(Msg::GlobalRequest { name: "keepalive@openssh.com", want_reply: true, data: &[] })]),
+    ];
+    for (i, (name, payloads)) in sessions.iter().enumerate() {
+        for strict in [0u8, 4] {
+            let flags = 8 | strict | (i as u8 % 4);
+            write(&dir, &format!("session-{name}-{flags}"), &[&[flags][..], &make_script(payloads)].concat());
+        }
+    }
+    write(&dir, "raw-ident-only", &[0, 0]);
+    write(&dir, "raw-garbage", &[4, 3, 0, 0, 0, 12, 4, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 }

@@ -80,6 +80,8 @@ impl Default for AuthPolicy {
 }
 
 /// A question for the application.
+// One question at a time, moved once: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Question {
     Password { user: String, password: Zeroizing<String> },
@@ -90,6 +92,7 @@ pub enum Question {
 }
 
 /// What a request led to.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     /// Nothing for the application (answered, or waiting).

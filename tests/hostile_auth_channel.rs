@@ -89,6 +89,7 @@ fn auth_methods(rec: &ConnRecord) -> Vec<String> {
             Ok(Msg::UserauthRequest { method, .. }) => match method {
                 AuthMethod::None => "none".into(),
                 AuthMethod::Password { .. } => "password".into(),
+                AuthMethod::PasswordChange { .. } => "password-change".into(),
                 AuthMethod::PublicKey { sig: None, .. } => "publickey-query".into(),
                 AuthMethod::PublicKey { sig: Some(_), .. } => "publickey-signed".into(),
                 AuthMethod::KeyboardInteractive { .. } => "keyboard-interactive".into(),

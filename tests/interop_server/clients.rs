@@ -257,15 +257,11 @@ pub fn command(ctx: &Ctx, client: Client, req: &Req) -> Result<Command, String> 
             c.arg(format!("{USER}@127.0.0.1"));
         }
         Client::Dbclient => {
-            if req.pty {
-                return Err("dbclient asks for a pty only when its own stdin is a terminal (\"Failed reading termmodes\")".into());
-            }
-            c = cmd(support::DBCLIENT);
             // HOME holds .ssh/known_hosts; DROPBEAR_PASSWORD is always set so that it never
             // tries to prompt (it would spin on a missing terminal).
-            c.env("HOME", ctx.dir.join("dbhome"))
-                .args(["-p", &port, "-T"]);
-            match req.auth {
+            let mut args: Vec<String> = vec!["-p".into(), port.clone()];
+            args.push(if req.pty { "-t" } else { "-T" }.into());
+            let password = match req.auth {
                 Auth::Key(Key::Rsa512) => {
                     return Err(
                         "Dropbear 2022.83 has no rsa-sha2-512 (only rsa-sha2-256 and ssh-rsa)"
@@ -273,18 +269,32 @@ pub fn command(ctx: &Ctx, client: Client, req: &Req) -> Result<Command, String> 
                     )
                 }
                 Auth::Key(k) => {
-                    c.arg("-i")
-                        .arg(ctx.key(k, ".db"))
-                        .env("DROPBEAR_PASSWORD", WRONG_PASSWORD);
+                    args.push("-i".into());
+                    args.push(ctx.key(k, ".db").display().to_string());
+                    WRONG_PASSWORD
                 }
-                Auth::Password => {
-                    c.env("DROPBEAR_PASSWORD", PASSWORD);
-                }
-                Auth::WrongPassword => {
-                    c.env("DROPBEAR_PASSWORD", WRONG_PASSWORD);
-                }
+                Auth::Password => PASSWORD,
+                Auth::WrongPassword => WRONG_PASSWORD,
+            };
+            args.push(format!("{USER}@127.0.0.1"));
+            args.extend(req.command.map(String::from));
+            if req.pty {
+                // dbclient asks for a pty only when its own stdin is a terminal: script(1)
+                // gives it one (and passes its exit code on with -e).
+                let line = std::iter::once(support::DBCLIENT.to_owned())
+                    .chain(args)
+                    .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                c = cmd("/usr/bin/script");
+                c.args(["-qec", &line, "/dev/null"]);
+            } else {
+                c = cmd(support::DBCLIENT);
+                c.args(args);
             }
-            c.arg(format!("{USER}@127.0.0.1"));
+            c.env("HOME", ctx.dir.join("dbhome"))
+                .env("DROPBEAR_PASSWORD", password);
+            return Ok(c);
         }
         Client::Plink => {
             c = cmd(PLINK);
@@ -566,15 +576,32 @@ fn one_inner(ctx: &Ctx, client: Client, case: Case) -> Result<Outcome, String> {
     };
     let r = run(c, input, timeout);
     check(!r.timed_out, "timed out", &r)?;
+    // Refused means: the client got as far as authentication and was turned away there (not a
+    // connection or host key failure, which would make a dead server look like a refusal).
     let refused = |r: &Run| -> Result<(), String> {
-        let code_ok = match client {
-            _ if client.has_status_file() => r.code == Some(2),
+        let any = |needles: &[&str]| needles.iter().any(|n| r.err.contains(n));
+        let said_no = match client {
+            // The helper programs exit 2 only when authentication failed.
+            Client::Libssh2 | Client::Libssh | Client::Paramiko | Client::Asyncssh => {
+                r.code == Some(2)
+            }
+            Client::Ssh92 | Client::Ssh10 => r.code == Some(255) && any(&["Permission denied"]),
+            Client::Plink => {
+                r.code == Some(1)
+                    && any(&[
+                        "refused our key",
+                        "Access denied",
+                        "not accepted",
+                        "No supported authentication",
+                    ])
+            }
             // dbclient exits 0 when the server gives up on it ("exited: Disconnect received").
-            Client::Dbclient => r.err.contains("exited:"),
-            _ => r.code.is_some_and(|c| c != 0),
+            Client::Dbclient => {
+                any(&["exited:"]) && !any(&["Connect failed", "host key", "Bad hostkey"])
+            }
         };
         check(
-            code_ok && !r.stdout().contains("auth-ok"),
+            said_no && !r.stdout().contains("auth-ok"),
             "login was not refused",
             r,
         )
@@ -667,11 +694,17 @@ fn one_inner(ctx: &Ctx, client: Client, case: Case) -> Result<Outcome, String> {
         }
         Case::Pty => {
             let out = r.stdout();
-            let line = out.trim();
+            // (Under script(1) the terminal echoes its empty stdin as "^@" first.)
+            let line = out.trim().trim_start_matches("^@");
             let pts = line
                 .strip_prefix("/dev/pts/")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
             check(pts, "tty must print /dev/pts/N", &r)?;
+            if client == Client::Dbclient {
+                note =
+                    "under script(1), which gives dbclient the terminal it needs to ask for a pty"
+                        .into();
+            }
             check(
                 report(client, &r, &status_file)? == Report::Status(0),
                 "status",

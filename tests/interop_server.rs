@@ -573,6 +573,18 @@ fn real_clients_against_serve() {
     let t0 = Instant::now();
     let ctx = setup();
     let setup_took = t0.elapsed();
+    // One plain login first: a server that does not work at all fails here, once, with its
+    // log, instead of in every cell after a time limit each.
+    if let Err(why) = clients::smoke(&ctx) {
+        for srv in &ctx.srv {
+            eprintln!(
+                "===== server log (port {}) =====\n{}",
+                srv.server.port,
+                srv.server.log()
+            );
+        }
+        panic!("the server under test does not serve a plain `ssh ... true`: {why}");
+    }
     let only: Option<Vec<String>> = std::env::var("SSHBRIDGE_MATRIX_ONLY")
         .ok()
         .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());

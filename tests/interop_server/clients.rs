@@ -507,6 +507,24 @@ fn check(ok: bool, what: &str, r: &Run) -> Result<(), String> {
 }
 
 /// Run one case; `Err` is a failure, `Ok(Outcome)` an ok or a skip.
+/// ssh 9.2, ed25519 key, `exit 0` on every server (each host key type).
+pub fn smoke(ctx: &Ctx) -> Result<(), String> {
+    for i in 0..ctx.srv.len() {
+        let case = if i == 0 {
+            Case::Exit(0)
+        } else {
+            Case::HostKey(i)
+        };
+        if let Outcome::Fail(why) = one(ctx, Client::Ssh92, case) {
+            return Err(format!(
+                "server {i} (port {}): {why}",
+                ctx.srv[i].server.port
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn one(ctx: &Ctx, client: Client, case: Case) -> Outcome {
     match one_inner(ctx, client, case) {
         Ok(o) => o,

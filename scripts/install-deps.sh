@@ -14,7 +14,9 @@
 #     stays (10.0 has no DSA). Its sshd runs with SshdSessionPath/SshdAuthPath pointing there;
 #   * builds Dropbear 2025.89 (ML-KEM and sntrup761 on by default) from Debian trixie's source
 #     package (fetched the same private way, deb-src) into /opt/dropbear-2025: the trixie
-#     binaries need a newer glibc than bookworm's. About 30 s of CPU.
+#     binaries need a newer glibc than bookworm's. About 30 s of CPU;
+#   * creates a Python venv in /opt/sshbridge-venv with paramiko and asyncssh from PyPI (pinned
+#     versions), clients for the server role's interop matrix (tests/interop_server.rs).
 #
 # The account name and password are mirrored in tests/support/mod.rs (USER, PASSWORD).
 set -euo pipefail
@@ -25,6 +27,7 @@ readonly TEST_PASSWORD='sshb-Test-pw1'
 readonly PACKAGES=(
     openssh-server openssh-client dropbear-bin tinysshd ucspi-tcp
     cmake libssh2-1-dev valgrind pkg-config cbindgen
+    putty-tools libssh-dev python3-venv git
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -266,6 +269,30 @@ if ! dropbear25_ok; then
     as_root install -m 755 "$src/build/dropbear" "$src/build/dropbearkey" "$DROPBEAR25_DIR/"
     printf '%s\n' "$DROPBEAR25_VERSION" | as_root tee "$DROPBEAR25_DIR/VERSION" >/dev/null
     dropbear25_ok || die "Dropbear $DROPBEAR25_VERSION missing after the build"
+fi
+
+# ---------------------------------------------------------------------------------------
+# 6. Python clients for the server-role matrix: paramiko and asyncssh in a private venv
+# ---------------------------------------------------------------------------------------
+readonly VENV_DIR=/opt/sshbridge-venv
+readonly VENV_REQUIREMENTS='paramiko==4.0.0 asyncssh==2.21.1'
+venv_ok() {
+    [[ -x $VENV_DIR/bin/python && $(cat "$VENV_DIR/REQUIREMENTS" 2>/dev/null) == "$VENV_REQUIREMENTS" ]] &&
+        "$VENV_DIR/bin/python" -c 'import paramiko, asyncssh' 2>/dev/null
+}
+if ! venv_ok; then
+    log "creating $VENV_DIR with $VENV_REQUIREMENTS"
+    as_root rm -rf "$VENV_DIR.new"
+    # Debian's python3 (python3-venv), not whatever python3 comes first in PATH.
+    as_root /usr/bin/python3 -m venv "$VENV_DIR.new"
+    # shellcheck disable=SC2086 # the pins are separate words
+    as_root "$VENV_DIR.new/bin/pip" install -q --disable-pip-version-check $VENV_REQUIREMENTS ||
+        die "pip could not install $VENV_REQUIREMENTS"
+    printf '%s\n' "$VENV_REQUIREMENTS" | as_root tee "$VENV_DIR.new/REQUIREMENTS" >/dev/null
+    # A venv records its own path: build it under the final name's twin, then swap.
+    as_root rm -rf "$VENV_DIR"
+    as_root mv "$VENV_DIR.new" "$VENV_DIR"
+    venv_ok || die "$VENV_DIR does not import paramiko and asyncssh"
 fi
 
 log "ok"

@@ -245,7 +245,9 @@ fn stdout_of(cmd: &mut Command) -> String {
 }
 
 /// Create a fresh, empty, world-traversable temp dir `sshbridge-test-<pid>-<seq>-<what>`.
-fn fresh_dir(what: &str) -> PathBuf {
+/// The janitor removes it (and kills the server recorded in its `server.pgid`) once this
+/// process is gone.
+pub fn fresh_dir(what: &str) -> PathBuf {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -314,7 +316,7 @@ fn descendants(root: u32) -> Vec<u32> {
 
 /// SIGKILL pids (and negative numbers = process groups) with bash's `kill` builtin (std
 /// has no kill(2); dash's builtin rejects negative pids and `--`; bash is Essential).
-fn kill9(targets: &[String]) {
+pub fn kill9(targets: &[String]) {
     if targets.is_empty() {
         return;
     }
@@ -670,6 +672,8 @@ pub enum Kind {
     TinySsh,
     /// tinysshnoneauthd: tinysshd accepting "none" auth, running a fixed command.
     TinySshNoneAuth,
+    /// Any other server started with [`external_server`] (e.g. `examples/serve`).
+    External,
 }
 
 /// A running server. Dropping it kills the server and all its children and removes its dir.
@@ -1273,6 +1277,21 @@ fn dropbear_of(kind: Kind, extra_args: &[&str]) -> Server {
             c
         },
     )
+}
+
+/// Start any server with the harness's guarantees (free port, ready when its own process
+/// listens on 127.0.0.1:port, own process group killed with all descendants on drop, `dir`
+/// removed, janitor-visible): `make(port)` builds the command, `dir` comes from [`fresh_dir`]
+/// and should appear in the command line (the janitor checks it before killing), `host_keys`
+/// are the public lines of the keys it serves. stdout and stderr go to `dir/server.log`.
+pub fn external_server(
+    dir: PathBuf,
+    host_keys: Vec<String>,
+    make: impl Fn(u16) -> Command,
+) -> Server {
+    ensure_env();
+    let log = dir.join("server.log");
+    start(Kind::External, dir, false, host_keys, vec![log], make)
 }
 
 /// Start tinysshd (ed25519 public key auth only), run per connection by

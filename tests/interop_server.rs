@@ -64,7 +64,7 @@ enum DefaultServer {
 }
 
 /// The one line to change when `examples/serve.rs` lands: `DefaultServer::Serve`.
-const DEFAULT_SERVER: DefaultServer = DefaultServer::ServeIfBuilt;
+const DEFAULT_SERVER: DefaultServer = DefaultServer::Serve;
 
 const SHIM: &str = "tests/clients/sshd-serve-shim.sh";
 const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";

@@ -80,7 +80,24 @@ fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
+/// `SSHBRIDGE_LOG=info|debug|trace`: the library's log records on stderr.
+struct StderrLog;
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        eprintln!("serve: {} {}", r.level(), r.args());
+    }
+    fn flush(&self) {}
+}
+
 fn main() {
+    if let Ok(level) = std::env::var("SSHBRIDGE_LOG") {
+        if log::set_logger(&StderrLog).is_ok() {
+            log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Info));
+        }
+    }
     let args = parse_args();
     let host_keys: Vec<Arc<PrivateKey>> = args
         .host_keys

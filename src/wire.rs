@@ -107,7 +107,8 @@ impl<'a> Reader<'a> {
         Ok(b.get(skip..).unwrap_or(&[]))
     }
 
-    /// A `name-list`, validated (length, count, each name non-empty, printable ASCII, no comma).
+    /// A `name-list`, validated (length, count, each name printable ASCII, no comma; empty
+    /// entries skipped).
     pub fn name_list(&mut self) -> Result<Vec<&'a str>, Error> {
         let raw = self.string()?;
         if raw.len() > MAX_NAME_LIST {
@@ -119,7 +120,12 @@ impl<'a> Reader<'a> {
         let s = std::str::from_utf8(raw).map_err(|_| Error::protocol("name-list is not ASCII"))?;
         let mut out = Vec::new();
         for name in s.split(',') {
-            if name.is_empty() || name.len() > MAX_NAME {
+            // An empty entry (libssh 0.10.6 ends its cipher list with a comma) matches nothing
+            // and is skipped, as OpenSSH's match_list does.
+            if name.is_empty() {
+                continue;
+            }
+            if name.len() > MAX_NAME {
                 return Err(Error::protocol("bad name in name-list"));
             }
             if !name.bytes().all(|c| (0x21..0x7f).contains(&c)) {
@@ -262,7 +268,7 @@ mod tests {
 
     #[test]
     fn bad_name_lists_rejected() {
-        for bad in [",,", "a,", ",a", "a b", "a\0b", "é"] {
+        for bad in ["a b", "a\0b", "é", "a,,b c"] {
             let mut w = Writer::new();
             w.str(bad);
             assert!(Reader::new(&w.buf).name_list().is_err(), "{bad:?}");
@@ -278,5 +284,11 @@ mod tests {
         let mut w = Writer::new();
         w.str("");
         assert!(Reader::new(&w.buf).name_list().unwrap().is_empty());
+        // Empty entries are skipped (libssh 0.10.6's trailing comma).
+        for (raw, want) in [("a,", vec!["a"]), (",a,,b", vec!["a", "b"]), (",,", vec![])] {
+            let mut w = Writer::new();
+            w.str(raw);
+            assert_eq!(Reader::new(&w.buf).name_list().unwrap(), want, "{raw:?}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::negotiate::{client_kexinit, negotiate, negotiate_as_server, server_guess_wrong, server_kexinit, EXT_INFO_C, STRICT_C, STRICT_S};
+use super::negotiate::{client_kexinit, guess_wrong, negotiate, server_guess_wrong, negotiate_as_server, server_kexinit, EXT_INFO_C, STRICT_C, STRICT_S};
 use super::{Event, KexState, Role, Transport, OUR_IDENT};
 use crate::cipher::{DirectionKeys, Opener, Sealer};
 use crate::error::Error;
@@ -67,16 +67,20 @@ impl Transport {
             KexState::SentInit { ours } => ours,
             _ => return Err(Error::internal("KEXINIT in wrong state")),
         };
+        let Msg::KexInit(our_lists) = Msg::decode(&ours)? else {
+            return Err(Error::internal("our KEXINIT"));
+        };
         let negotiated = match self.role {
             Role::Client => negotiate(&self.prefs, &theirs)?,
-            Role::Server => {
-                let Msg::KexInit(our_lists) = Msg::decode(&ours)? else {
-                    return Err(Error::internal("our KEXINIT"));
-                };
-                negotiate_as_server(&our_lists, &theirs)?
-            }
+            Role::Server => negotiate_as_server(&our_lists, &theirs)?,
         };
-        if theirs.first_kex_follows && server_guess_wrong(&theirs, &negotiated) {
+        let wrong = match self.role {
+            // A guessing client is judged as OpenSSH's sshd does (both sides' first choices);
+            // a guessing server (rare) by whether its first choices were negotiated.
+            Role::Server => guess_wrong(&our_lists, &theirs),
+            Role::Client => server_guess_wrong(&theirs, &negotiated),
+        };
+        if theirs.first_kex_follows && wrong {
             self.ignore_next_kex_packet = true;
         }
         let pending = match self.role {

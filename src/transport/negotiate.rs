@@ -156,8 +156,15 @@ pub fn negotiate(prefs: &Preferences, server: &KexInit<'_>) -> Result<Negotiated
     Ok(Negotiated { kex, host_key, cipher_c2s, cipher_s2c, mac_c2s, mac_s2c })
 }
 
-/// RFC 4253 section 7: the peer's guessed kex packet is right only if its first kex and host
-/// key algorithms are the ones negotiated (either role guesses the same way).
+/// RFC 4253 section 7: the peer's guessed kex packet is right only if both sides prefer the
+/// same key exchange and host-key algorithms (the first of each list), as OpenSSH's
+/// `proposals_match`; otherwise it is ignored. (Dropbear's kexguess2 relaxation is not offered.)
+pub fn guess_wrong(ours: &KexInit<'_>, theirs: &KexInit<'_>) -> bool {
+    ours.kex.first() != theirs.kex.first() || ours.host_key.first() != theirs.host_key.first()
+}
+
+/// The client's judgement of a guessing server: right if the server's first kex and host-key
+/// algorithms are the ones negotiated.
 pub fn server_guess_wrong(server: &KexInit<'_>, n: &Negotiated) -> bool {
     server.kex.first().copied() != Some(n.kex.name()) || server.host_key.first().copied() != Some(n.host_key.name())
 }

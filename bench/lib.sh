@@ -36,6 +36,8 @@ SSHD_PORT=""
 SSHD10_PID=""
 SSHD10_PORT=""
 SSHD10_LOG=""
+SERVE_PID=""
+SERVE_PORT=""
 readonly SSHD10_BIN=/opt/openssh-10/usr/sbin/sshd
 readonly SSH10_BIN=/opt/openssh-10/usr/bin/ssh
 SSHD_LOG=""
@@ -270,6 +272,10 @@ bench_cleanup() {
     if [[ -n $SSHD10_PID ]]; then
         kill_sshd "$SSHD10_PID"
         SSHD10_PID=""
+    fi
+    if [[ -n $SERVE_PID ]]; then
+        kill_sshd "$SERVE_PID" # examples/serve (bench.sh's server section) and its children
+        SERVE_PID=""
     fi
     if ((KEY_AUTHORISED)); then
         ak_edit remove

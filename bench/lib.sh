@@ -36,6 +36,9 @@ SSHD_PORT=""
 SSHD10_PID=""
 SSHD10_PORT=""
 SSHD10_LOG=""
+SERVE_PID=""
+SERVE_PORT=""
+BENCH_CGROUPS=() # cgroups bench.sh made to count server CPU; removed by bench_cleanup
 readonly SSHD10_BIN=/opt/openssh-10/usr/sbin/sshd
 readonly SSH10_BIN=/opt/openssh-10/usr/bin/ssh
 SSHD_LOG=""
@@ -271,6 +274,15 @@ bench_cleanup() {
         kill_sshd "$SSHD10_PID"
         SSHD10_PID=""
     fi
+    if [[ -n $SERVE_PID ]]; then
+        kill_sshd "$SERVE_PID" # examples/serve (bench.sh's server section) and its children
+        SERVE_PID=""
+    fi
+    local cg i
+    for cg in "${BENCH_CGROUPS[@]}"; do # empty once the servers and their children are gone
+        for i in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.2; done
+    done
+    BENCH_CGROUPS=()
     if ((KEY_AUTHORISED)); then
         ak_edit remove
         KEY_AUTHORISED=0

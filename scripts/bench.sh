@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # bench.sh — sshbridge against OpenSSH ssh, Dropbear dbclient and libssh2, on one local sshd.
 #
-#   scripts/bench.sh [--quick] [--reps N] [--size-mib M] [--handshake-only]
+#   scripts/bench.sh [--quick] [--reps N] [--size-mib M] [--handshake-only] [--server-only]
 #
 #   default   5 repetitions, 1 GiB transfers (about 10-15 minutes on 2 cores)
 #   --quick   2 repetitions, 256 MiB transfers
 #   --handshake-only   only the post-quantum handshake figures (below), 6 x REPS connects each
+#   --server-only      only the server figures (below): examples/serve vs sshd, REPS downloads each
 #
 # Needs root (the throwaway sshd switches to the test account sshbtest); installs missing
 # packages with scripts/install-deps.sh. Builds the library (cargo rustc --release as CMake does, and
@@ -26,6 +27,14 @@
 #             (/opt/openssh-10), KexAlgorithms mlkem768x25519-sha256,curve25519-sha256: client
 #             wall and CPU of sshbridge (ML-KEM) vs OpenSSH 10.0's ssh (ML-KEM, and forced to
 #             curve25519-sha256 for what ML-KEM itself costs); kex read from that sshd's log
+#   server    the other way round (issue 11): OpenSSH's ssh downloads SIZE (`head -c SIZE
+#             /dev/zero` > /dev/null) from sshbridge's example server (examples/serve, same host
+#             key, the user key authorised, started on a free port) and from the sshd above,
+#             interleaved; throughput (wall of the whole command) and SERVER CPU per GiB: utime +
+#             stime + cutime + cstime of the server's main process (/proc/PID/stat) before the
+#             connect and after the session's processes were reaped, so serve's threads and its
+#             `sh -c`/`head` children count, and so do sshd's sshd-session, privsep and shell
+#             processes; "bulk" subtracts the server's median CPU for a connect + 'true' + exit.
 # Clients: sshbridge (examples/sshexec.c over the drop-in C API), sshbridge (aws-lc) (the same
 # program linked against the --features aws-lc build, bench/target-awslc), ssh (default cipher),
 # ssh -c aes128-gcm@openssh.com, dbclient -W 2097152, libssh2 (bench/libssh2_exec.c); plus
@@ -45,12 +54,14 @@ source "$(dirname "$0")/../bench/lib.sh"
 REPS=5
 SIZE_MIB=1024
 HS_ONLY=0
+SRV_ONLY=0
 while (($#)); do
     case $1 in
     --quick) REPS=2 SIZE_MIB=256 ;;
     --reps) REPS=$2; shift ;;
     --size-mib) SIZE_MIB=$2; shift ;;
     --handshake-only) HS_ONLY=1 ;;
+    --server-only) SRV_ONLY=1 ;;
     -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) bdie "unknown argument $1 (try --help)" ;;
     esac
@@ -71,8 +82,8 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------------------------------
 # Build
 # ---------------------------------------------------------------------------------------
-bench_build_lib
-if ((!HS_ONLY)); then
+((SRV_ONLY)) || bench_build_lib
+if ((!HS_ONLY && !SRV_ONLY)); then
     blog "${BENCH_CARGO_C[*]} --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
     (cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-modern \
         "${BENCH_CARGO_C[@]}" --no-default-features) >&2 || bdie "modern-only build failed"
@@ -88,9 +99,14 @@ if ((!HS_ONLY)); then
     strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
 fi
 BIN=$BT/bin
-blog "building sshexec, libssh2_exec, rss_sessions, timeit"
-bench_build_c "$BIN"
-if ((!HS_ONLY)); then
+if ((SRV_ONLY)); then # only ssh and sshd are measured: timeit is all it needs
+    mkdir -p "$BIN"
+    gcc -O2 -Wall -Wextra -o "$BIN/timeit" "$BENCH_ROOT/bench/timeit.c" || bdie "cannot build timeit"
+else
+    blog "building sshexec, libssh2_exec, rss_sessions, timeit"
+    bench_build_c "$BIN"
+fi
+if ((!HS_ONLY && !SRV_ONLY)); then
     gcc -O2 -g -Wall -Wextra -I"$BENCH_ROOT/include" -o "$BIN/sshexec-awslc" "$BENCH_ROOT/examples/sshexec.c" \
         "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.a" "${BENCH_NATIVE_LIBS[@]}" ||
         bdie "cannot build sshexec against the aws-lc build"
@@ -175,6 +191,155 @@ handshake_report() {
         "ML-KEM's extra CPU in ssh 10.0 = $(calc "($(median hs ssh10 6) - $(median hs ssh10-x25519 6)) * 1000" %.1f) ms"
     echo
 }
+
+# ---------------------------------------------------------------------------------------
+# Server: ssh downloading from examples/serve vs from sshd (issue 11)
+# ---------------------------------------------------------------------------------------
+SRV_SERVERS=(serve sshd)
+SRV_CREPS=$((REPS * 3))
+declare -A SRV_CIPHER SRV_CG
+# Server CPU is counted by a cpuacct cgroup per server (cgroup v1 at /sys/fs/cgroup/cpuacct, or
+# v2 with the cpu controller), which every process the server ever forks stays in: sshd's
+# privsep monitor exits without reaping its post-auth child, so the cutime/cstime of
+# /proc/PID/stat miss most of sshd's session CPU (measured: 0.03 s for 256 MiB). Without a
+# usable cgroup, that /proc fallback is used and the report says so.
+srv_cg_setup() { # SERVER PID
+    local d
+    if [[ -w /sys/fs/cgroup/cpuacct/cgroup.procs ]]; then
+        d=/sys/fs/cgroup/cpuacct/sshb-bench-$$-$1
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+        d=/sys/fs/cgroup/sshb-bench-$$-$1
+    else
+        return 0
+    fi
+    mkdir -p "$d" 2>/dev/null && echo "$2" >"$d/cgroup.procs" 2>/dev/null || { rmdir "$d" 2>/dev/null; return 0; }
+    BENCH_CGROUPS+=("$d")
+    SRV_CG[$1]=$d
+}
+# srv_cpu SERVER: CPU seconds of the server and every process it forked (see above).
+srv_cpu() {
+    local d=${SRV_CG[$1]:-}
+    if [[ -n $d && -f $d/cpuacct.usage ]]; then
+        awk '{ printf "%.3f", $1 / 1e9 }' "$d/cpuacct.usage"
+    elif [[ -n $d && -f $d/cpu.stat ]]; then
+        awk '$1 == "usage_usec" { printf "%.3f", $2 / 1e6 }' "$d/cpu.stat"
+    else # utime+stime+cutime+cstime: only the descendants that were reaped
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15 + $16 + $17) / hz }' "/proc/$(srv_pid "$1")/stat"
+    fi
+}
+srv_pid() { if [[ $1 == serve ]]; then echo "$SERVE_PID"; else echo "$SSHD_PID"; fi; }
+srv_port() { if [[ $1 == serve ]]; then echo "$SERVE_PORT"; else echo "$SSHD_PORT"; fi; }
+# Wait (at most 10 s) until the server has no session processes left, so their CPU is reaped.
+srv_quiet() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -z $(ps -o pid= --ppid "$1" 2>/dev/null) ]] && return 0
+        sleep 0.1
+    done
+    blog "WARNING: server $1 still has children: $(ps -o pid=,comm= --ppid "$1" | tr '\n' ' ')"
+}
+
+serve_start() {
+    blog "cargo build --release --example serve"
+    (cd "$BENCH_ROOT" && cargo build -q --release --example serve) >&2 || bdie "examples/serve failed to build"
+    cp "$BT/id_ed25519.pub" "$BT/serve_authorized_keys"
+    # Same host key as sshd, so the clients' known_hosts line only differs in the port.
+    "$BENCH_ROOT/target/release/examples/serve" --listen 127.0.0.1:0 --host-key "$BT/host_ed25519" \
+        --authorized-keys "$BT/serve_authorized_keys" >"$BT/serve.out" 2>"$BT/serve.err" &
+    SERVE_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        SERVE_PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$BT/serve.out" 2>/dev/null)
+        [[ -n $SERVE_PORT ]] && break
+        kill -0 "$SERVE_PID" 2>/dev/null || bdie "serve exited: $(cat "$BT/serve.err")"
+        sleep 0.1
+    done
+    [[ -n $SERVE_PORT ]] || bdie "serve did not print its address"
+    printf '[127.0.0.1]:%s %s\n' "$SERVE_PORT" "$HOSTKEY_PUB" >>"$BT/known_hosts"
+    blog "serve (pid $SERVE_PID) listening on 127.0.0.1:$SERVE_PORT"
+}
+
+# run_srv TEST SERVER REP REMOTE_CMD: one ssh run; $R/TEST.SERVER.REP gets timeit's line,
+# $R/TEST-cpu.SERVER.REP the server's CPU for it.
+run_srv() {
+    local test=$1 s=$2 rep=$3 cmd=$4 pid res c0 c1 st
+    pid=$(srv_pid "$s")
+    res="$R/$test.$s.$rep"
+    srv_quiet "$pid"
+    c0=$(srv_cpu "$s")
+    CLIENT_PORT=$(srv_port "$s") client_cmd ssh "$cmd"
+    "$BIN/timeit" -t "$TIMEOUT" -o "$res" -- "${CLIENT[@]}" </dev/null >/dev/null 2>>"$ERRLOG" || true
+    srv_quiet "$pid"
+    c1=$(srv_cpu "$s")
+    st=$(awk '{print $5}' "$res" 2>/dev/null || echo 255)
+    if [[ $st != 0 ]]; then
+        FAILURES+=("$test/$s/rep$rep: exit status $st")
+        blog "WARNING: $test from $s (rep $rep) exited with status $st"
+        mv "$res" "$res.failed"
+        return
+    fi
+    echo "$(calc "$c1 - $c0" %.3f)" >"$R/$test-cpu.$s.$rep"
+}
+
+server_run() {
+    serve_start
+    local s out i rep n=${#SRV_SERVERS[@]}
+    for s in "${SRV_SERVERS[@]}"; do srv_cg_setup "$s" "$(srv_pid "$s")"; done
+    for s in "${SRV_SERVERS[@]}"; do
+        CLIENT_PORT=$(srv_port "$s") client_cmd ssh "head -c 3000000 /dev/zero"
+        out=$("${CLIENT[@]}" </dev/null 2>>"$ERRLOG" | wc -c) || true
+        [[ $out == 3000000 ]] || bdie "server $s: download of 3000000 bytes gave $out"
+        # the cipher ssh negotiated, from its own debug output
+        SRV_CIPHER[$s]=$(ssh -v "${CLIENT[@]:1:${#CLIENT[@]}-2}" true </dev/null 2>&1 |
+            logfield 'kex: server->client cipher: \([^ ]*\).*')
+    done
+    blog "server: $REPS x ${SIZE_MIB} MiB downloads and $SRV_CREPS connects from each of ${SRV_SERVERS[*]}"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for ((i = 0; i < n; i++)); do run_srv srvdown "${SRV_SERVERS[$(((i + rep) % n))]}" "$rep" "head -c $SIZE /dev/zero"; done
+    done
+    for ((rep = 1; rep <= SRV_CREPS; rep++)); do
+        for ((i = 0; i < n; i++)); do run_srv srvconn "${SRV_SERVERS[$(((i + rep) % n))]}" "$rep" true; done
+    done
+}
+
+server_report() {
+    local s w c cc sc
+    local gib
+    gib=$(calc "1073741824 / $SIZE" "%.6f")
+    declare -A SW SC SB
+    echo "Server (issue 11): /usr/bin/ssh downloads $SIZE_MIB MiB ('head -c $SIZE /dev/zero' > /dev/null)"
+    echo "  from examples/serve (sshbridge) and from $(/usr/sbin/sshd -V 2>&1 | head -1 | cut -d, -f1); medians of $REPS (connect: of $SRV_CREPS);"
+    if [[ -n ${SRV_CG[serve]:-} && -n ${SRV_CG[sshd]:-} ]]; then
+        echo "  server CPU = all CPU of the server and every process it forked (one cpuacct cgroup per server):"
+    else
+        echo "  server CPU = utime+stime+cutime+cstime of the server process (NO cgroup: unreaped descendants, e.g. sshd's sessions, are missed):"
+    fi
+    printf '  %-28s %-30s %8s %8s %11s %13s %15s %14s
+' server "cipher (ssh's choice)" "wall s" "MiB/s" "srv CPU s" "srv CPU s/GiB" "bulk CPU s/GiB" "conn CPU ms"
+    for s in "${SRV_SERVERS[@]}"; do
+        w=$(median srvdown "$s" 1)
+        c=$(median srvdown-cpu "$s" 1)
+        cc=$(median srvconn-cpu "$s" 1)
+        SW[$s]=$w SC[$s]=$c SB[$s]=$(calc "($c - $cc) * $gib" %.6f)
+        printf '  %-28s %-30s %8s %8s %11s %13s %15s %14s
+' \
+            "$([[ $s == serve ]] && echo "sshbridge examples/serve" || echo "OpenSSH sshd")" "${SRV_CIPHER[$s]}" \
+            "$(calc "$w" %.2f)" "$(calc "$SIZE_MIB / $w" %.0f)" "$(calc "$c" %.2f)" "$(calc "$c * $gib" %.2f)" \
+            "$(calc "${SB[$s]}" %.2f)" "$(calc "$cc * 1000" %.1f)"
+    done
+    echo "  => serve / sshd: throughput $(calc "${SW[sshd]} / ${SW[serve]}" %.2fx) (>1 = serve faster)," \
+        "server CPU/GiB $(calc "${SC[serve]} / ${SC[sshd]}" %.2fx), bulk $(calc "${SB[serve]} / ${SB[sshd]}" %.2fx)," \
+        "connect CPU $(calc "$(median srvconn-cpu serve 1) / $(median srvconn-cpu sshd 1)" %.2fx) (<1 = serve cheaper)"
+    echo
+}
+
+if ((SRV_ONLY)); then
+    server_run
+    echo
+    server_report
+    if ((${#FAILURES[@]})); then printf 'failed runs: %s\n' "${FAILURES[@]}"; tail -5 "$ERRLOG"; fi
+    exit 0
+fi
 
 if ((HS_ONLY)); then
     handshake_run
@@ -280,6 +445,7 @@ for ((rep = 1; rep <= CREPS; rep++)); do
 done
 
 handshake_run
+server_run
 
 blog "memory: $NSESS idle sessions in one process"
 RSS_LINE=$("$BIN/rss_sessions" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" \
@@ -346,6 +512,7 @@ for c in "${CLIENTS[@]}"; do
 done
 echo
 handshake_report
+server_report
 PER_SESS=nan
 if [[ -n $RSS_LINE ]]; then
     PER_SESS=$(sed 's/.*per_session_kib=\([^ ]*\).*/\1/' <<<"$RSS_LINE")

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use super::negotiate::{client_kexinit, guess_wrong, negotiate, server_guess_wrong, negotiate_as_server, server_kexinit, EXT_INFO_C, STRICT_C, STRICT_S};
 use super::{Event, KexState, Role, Transport, OUR_IDENT};
+use crate::algs::{Cipher, Mac};
 use crate::cipher::{DirectionKeys, Opener, Sealer};
 use crate::error::Error;
 use crate::kex::{derive_key, exchange_hash, server_respond, HashInput, KexPending, SharedSecret};
@@ -214,21 +215,17 @@ impl Transport {
     fn send_newkeys(&mut self, negotiated: Negotiated, k: &SharedSecret, h: &[u8]) -> Result<(), Error> {
         let session_id = self.session_id.get_or_insert_with(|| h.to_vec()).clone();
         let kx = negotiated.kex;
-        let derive = |letter: u8, len: usize| derive_key(kx, k, h, letter, &session_id, len);
-        let c2s = DirectionKeys {
-            cipher: negotiated.cipher_c2s,
-            mac: negotiated.mac_c2s,
-            iv: derive(b'A', negotiated.cipher_c2s.iv_len()).to_vec(),
-            key: derive(b'C', negotiated.cipher_c2s.key_len()).to_vec(),
-            mac_key: negotiated.mac_c2s.map(|m| derive(b'E', m.key_len()).to_vec()).unwrap_or_default(),
+        let derive = |letter: u8, len: usize| derive_key(kx, k, h, letter, &session_id, len).to_vec();
+        // Section 7.2: IV, key and MAC key letters per direction.
+        let direction = |cipher: Cipher, mac: Option<Mac>, [iv, key, mac_key]: [u8; 3]| DirectionKeys {
+            cipher,
+            mac,
+            iv: derive(iv, cipher.iv_len()),
+            key: derive(key, cipher.key_len()),
+            mac_key: mac.map(|m| derive(mac_key, m.key_len())).unwrap_or_default(),
         };
-        let s2c = DirectionKeys {
-            cipher: negotiated.cipher_s2c,
-            mac: negotiated.mac_s2c,
-            iv: derive(b'B', negotiated.cipher_s2c.iv_len()).to_vec(),
-            key: derive(b'D', negotiated.cipher_s2c.key_len()).to_vec(),
-            mac_key: negotiated.mac_s2c.map(|m| derive(b'F', m.key_len()).to_vec()).unwrap_or_default(),
-        };
+        let c2s = direction(negotiated.cipher_c2s, negotiated.mac_c2s, *b"ACE");
+        let s2c = direction(negotiated.cipher_s2c, negotiated.mac_s2c, *b"BDF");
         let (tx, rx) = match self.role {
             Role::Client => (c2s, s2c),
             Role::Server => (s2c, c2s),

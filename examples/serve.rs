@@ -228,27 +228,43 @@ fn run_piped(ch: &Arc<ServerChannel>, cmd: &mut Command) -> io::Result<std::proc
     let c = ch.clone();
     let out = std::thread::spawn(move || {
         if let Some(r) = stdout.as_mut() {
-            let _ = io::copy(r, &mut &*c);
+            pump(r, |d| (&*c).write_all(d));
         }
     });
     let c = ch.clone();
     let err = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 32768];
-        while let Some(Ok(n)) = stderr.as_mut().map(|r| r.read(&mut buf)) {
-            if n == 0 || c.write_stderr(&buf[..n]).is_err() {
-                break;
-            }
+        if let Some(r) = stderr.as_mut() {
+            pump(r, |d| c.write_stderr(d));
         }
     });
     let pid = child.id();
     let done = Arc::new(AtomicBool::new(false));
     let watcher = watch_requests(ch.clone(), pid, None, done.clone());
     let status = child.wait();
+    // The watcher sees `done` within its poll interval; the exit status does not wait for it.
     done.store(true, Ordering::SeqCst);
+    drop(watcher);
     let _ = out.join();
     let _ = err.join();
-    let _ = watcher.join();
     status
+}
+
+/// Copy a program's output to the channel in chunks as large as a pipe gives (up to 256 KiB):
+/// fewer, fuller packets than io::copy's 8 KiB.
+fn pump(r: &mut impl Read, mut write: impl FnMut(&[u8]) -> io::Result<()>) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if write(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn run_with_pty(ch: &Arc<ServerChannel>, cmd: &mut Command, cols: u32, rows: u32) -> io::Result<std::process::ExitStatus> {
@@ -283,13 +299,14 @@ fn run_with_pty(ch: &Arc<ServerChannel>, cmd: &mut Command, cols: u32, rows: u32
     let mut reader = master.try_clone()?;
     let out = std::thread::spawn(move || {
         // EIO once the terminal's last user is gone.
-        let _ = io::copy(&mut reader, &mut &*c);
+        pump(&mut reader, |d| (&*c).write_all(d));
     });
     let done = Arc::new(AtomicBool::new(false));
     let watcher = watch_requests(ch.clone(), child.id(), Some(master.as_raw_fd()), done.clone());
     let status = child.wait();
     done.store(true, Ordering::SeqCst);
     let _ = out.join();
+    // The watcher may still apply a window-change to the master: keep it open until it ends.
     let _ = watcher.join();
     drop(master);
     status

@@ -131,7 +131,8 @@ median() {
     cat "${runs[@]}" | awk -v k="$3" '{ print (k == 6 ? $2 + $3 : $k) }' | sort -g |
         awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
-calc() { awk "BEGIN { v = $1; printf \"$2\", v }" 2>/dev/null || echo nan; }
+# "nan" in (a median of no successful run) gives nan, not awk's 0 for an unknown name.
+calc() { [[ $1 == *nan* ]] && { echo nan; return; }; awk "BEGIN { v = $1; printf \"$2\", v }" 2>/dev/null || echo nan; }
 label() {
     case $1 in
     sshbridge) echo "sshbridge (sshexec)" ;;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::algs::Preferences;
 use crate::auth::{Auth, Credential, Outcome};
+pub use crate::connection::ChannelOps;
 use crate::connection::{Channel, ChannelEvent, Connection, ExitStatus, Incoming, OpenKind, Request, Role};
 use crate::error::Error;
 use crate::gate::Service;
@@ -372,79 +373,9 @@ impl Client {
         self.conn.channel_mut(id).and_then(|c| c.take_result(ticket))
     }
 
-    /// The application is done with channel `id` (close it; forget it once closed).
-    pub fn release_channel(&mut self, id: ChannelId) {
-        if self.phase == Phase::Dead {
-            if let Some(c) = self.conn.channel_mut(id) {
-                c.released = true;
-            }
-            return;
-        }
-        self.conn.release(id, &mut self.t);
-    }
-
-    pub fn channel(&self, id: ChannelId) -> Option<&Channel> {
-        self.conn.channel(id)
-    }
-
     fn channel_mut(&mut self, id: ChannelId) -> Option<(&mut Channel, &mut Transport)> {
         let t = &mut self.t;
         self.conn.channel_mut(id).map(|c| (c, t))
-    }
-
-    /// How many bytes `send_data` would accept now.
-    pub fn writable(&self, id: ChannelId) -> usize {
-        if self.phase == Phase::Dead {
-            return 0;
-        }
-        self.channel(id).map_or(0, |c| c.writable(&self.t))
-    }
-
-    pub fn send_data(&mut self, id: ChannelId, data: &[u8]) -> usize {
-        if self.phase == Phase::Dead {
-            return 0;
-        }
-        self.channel_mut(id).map_or(0, |(c, t)| c.send_data(data, t))
-    }
-
-    pub fn send_eof(&mut self, id: ChannelId) {
-        if self.phase != Phase::Dead {
-            if let Some((c, t)) = self.channel_mut(id) {
-                c.send_eof(t);
-            }
-        }
-    }
-
-    pub fn close_channel(&mut self, id: ChannelId) {
-        if self.phase != Phase::Dead {
-            if let Some((c, t)) = self.channel_mut(id) {
-                c.close(t);
-            }
-        }
-    }
-
-    /// Copy remote stdout (or stderr) into `buf`.
-    pub fn read(&mut self, id: ChannelId, stderr: bool, buf: &mut [u8]) -> usize {
-        // After a fatal error what arrived is still handed out; a WINDOW_ADJUST queued then is
-        // never sent.
-        self.channel_mut(id).map_or(0, |(c, t)| c.read(stderr, buf, t))
-    }
-
-    /// Buffered remote output, without copying: the oldest contiguous run (empty when none).
-    /// Follow with `consume` for what was used.
-    pub fn peek(&self, id: ChannelId, stderr: bool) -> &[u8] {
-        self.channel(id).map_or(&[], |c| c.peek(stderr))
-    }
-    /// The first `n` bytes of `peek` were delivered: drop them and reopen the window.
-    pub fn consume(&mut self, id: ChannelId, stderr: bool, n: usize) {
-        if let Some((c, t)) = self.channel_mut(id) {
-            c.consume(stderr, n, t);
-        }
-    }
-    pub fn discard(&mut self, id: ChannelId, stderr: bool) {
-        if let Some((c, t)) = self.channel_mut(id) {
-            c.discard(stderr, t);
-        }
     }
 
     pub fn exit_status(&self, id: ChannelId) -> Option<&ExitStatus> {
@@ -499,6 +430,19 @@ impl Client {
     pub fn rekey(&mut self) -> Result<bool, Error> {
         self.connected()?;
         Ok(self.t.rekey_now())
+    }
+}
+
+/// The channel calls (send, read, EOF, close, release) are the shared `ChannelOps`.
+impl ChannelOps for Client {
+    fn link(&mut self) -> (&mut Connection, &mut Transport) {
+        (&mut self.conn, &mut self.t)
+    }
+    fn link_ref(&self) -> (&Connection, &Transport) {
+        (&self.conn, &self.t)
+    }
+    fn is_dead(&self) -> bool {
+        self.phase == Phase::Dead
     }
 }
 

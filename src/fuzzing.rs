@@ -25,6 +25,7 @@
 
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+use crate::connection::ChannelOps;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 

@@ -13,7 +13,7 @@ mod fakeclient;
 use std::time::Duration;
 
 use fakeclient::*;
-use sshbridge::connection::Request;
+use sshbridge::connection::{ChannelOps, Request};
 use sshbridge::msg::{self, AuthMethod, Msg};
 use sshbridge::server::{Event, Phase, Question};
 use sshbridge::wire::Reader;

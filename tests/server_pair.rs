@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sshbridge::algs::{Cipher, Kex, Mac, Preferences, SigAlg};
 use sshbridge::client::{Client, ClientConfig, Phase as CPhase};
-use sshbridge::connection::{ChannelEvent, ExitStatus, Request};
+use sshbridge::connection::{ChannelEvent, ChannelOps, ExitStatus, Request};
 use sshbridge::random::Random;
 use sshbridge::server::{Event as SEvent, Phase as SPhase, Question, Server, ServerConfig};
 use sshbridge::transport::HostKeyCheck;

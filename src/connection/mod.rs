@@ -6,6 +6,7 @@
 //! are accepted. Sans-IO: messages in, messages out through the transport.
 
 pub mod channel;
+mod ops;
 pub mod request;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,6 +17,7 @@ use crate::transport::Transport;
 use crate::wire::{Reader, Writer};
 
 pub use channel::{ChanState, Channel, ChannelEvent, ExitStatus, OpenKind, Request};
+pub use ops::ChannelOps;
 
 /// A channel's identity inside one connection (our channel number).
 pub type ChannelId = u32;

@@ -15,6 +15,7 @@
 
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+use crate::connection::ChannelOps;
 use std::collections::VecDeque;
 use std::time::Duration;
 

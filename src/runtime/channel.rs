@@ -5,6 +5,7 @@
 //! channels of one connection work from different threads at once. Dropping it closes the
 //! channel.
 
+use crate::connection::ChannelOps;
 use std::io::{self, Read, Write};
 
 use parking_lot::MutexGuard;

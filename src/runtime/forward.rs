@@ -8,6 +8,7 @@
 //!   listen; its `forwarded-tcpip` channels come out of `RemoteForward::accept` as `Channel`s.
 //!   Dropping the `RemoteForward` sends `cancel-tcpip-forward`.
 
+use crate::connection::ChannelOps;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};

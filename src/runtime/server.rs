@@ -8,6 +8,7 @@
 //! exit status or an exit signal (section 6.10). Unauthenticated connections per listener are
 //! capped (OpenSSH's MaxStartups); the login grace time is the core's deadline.
 
+use crate::connection::ChannelOps;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

@@ -5,6 +5,7 @@
 //! SSH window on one side and the socket buffers on the other, so memory per connection stays
 //! bounded.
 
+use crate::connection::ChannelOps;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::algs::Preferences;
-use crate::connection::{Channel, ChannelEvent, ChannelId, Connection, ExitStatus, OpenRequest, Request, Role};
+pub use crate::connection::ChannelOps;
+use crate::connection::{ChannelEvent, ChannelId, Connection, OpenRequest, Request, Role};
 use crate::error::Error;
 use crate::gate::Service;
 use crate::keys::PrivateKey;
@@ -486,81 +487,23 @@ impl Server {
         }
     }
 
-    // ----- channels (the same calls as the client's) -----
-
-    pub fn channel(&self, id: ChannelId) -> Option<&Channel> {
-        self.conn.channel(id)
-    }
-    fn channel_mut(&mut self, id: ChannelId) -> Option<(&mut Channel, &mut Transport)> {
-        let t = &mut self.t;
-        self.conn.channel_mut(id).map(|c| (c, t))
-    }
-    pub fn writable(&self, id: ChannelId) -> usize {
-        if self.phase == Phase::Dead {
-            return 0;
-        }
-        self.channel(id).map_or(0, |c| c.writable(&self.t))
-    }
-    /// Send stdout data; returns how much the window took.
-    pub fn send_data(&mut self, id: ChannelId, data: &[u8]) -> usize {
-        if self.phase == Phase::Dead {
-            return 0;
-        }
-        self.channel_mut(id).map_or(0, |(c, t)| c.send_data(data, t))
-    }
-    /// Send stderr data (extended data type 1).
-    pub fn send_stderr(&mut self, id: ChannelId, data: &[u8]) -> usize {
-        if self.phase == Phase::Dead {
-            return 0;
-        }
-        self.channel_mut(id).map_or(0, |(c, t)| c.send_stderr(data, t))
-    }
-    /// Report how the program ended (exit-status or exit-signal).
-    pub fn send_exit(&mut self, id: ChannelId, status: &ExitStatus) {
-        if self.phase != Phase::Dead {
-            if let Some((c, t)) = self.channel_mut(id) {
-                c.send_exit(status, t);
-            }
-        }
-    }
-    pub fn send_eof(&mut self, id: ChannelId) {
-        if self.phase != Phase::Dead {
-            if let Some((c, t)) = self.channel_mut(id) {
-                c.send_eof(t);
-            }
-        }
-    }
-    pub fn close_channel(&mut self, id: ChannelId) {
-        if self.phase != Phase::Dead {
-            if let Some((c, t)) = self.channel_mut(id) {
-                c.close(t);
-            }
-        }
-    }
-    pub fn release_channel(&mut self, id: ChannelId) {
-        if self.phase == Phase::Dead {
-            if let Some(c) = self.conn.channel_mut(id) {
-                c.released = true;
-            }
-            return;
-        }
-        self.conn.release(id, &mut self.t);
-    }
-    /// Copy the client's input (stdin; `stderr` = extended data) into `buf`.
-    pub fn read(&mut self, id: ChannelId, stderr: bool, buf: &mut [u8]) -> usize {
-        self.channel_mut(id).map_or(0, |(c, t)| c.read(stderr, buf, t))
-    }
-    pub fn peek(&self, id: ChannelId, stderr: bool) -> &[u8] {
-        self.channel(id).map_or(&[], |c| c.peek(stderr))
-    }
-    pub fn consume(&mut self, id: ChannelId, stderr: bool, n: usize) {
-        if let Some((c, t)) = self.channel_mut(id) {
-            c.consume(stderr, n, t);
-        }
-    }
     /// Start a key re-exchange now (when none is running).
     pub fn rekey(&mut self) -> bool {
         self.phase == Phase::Connected && self.t.rekey_now()
+    }
+}
+
+/// The channel calls (send data and stderr, exit status, read, EOF, close, release) are the
+/// shared `ChannelOps`.
+impl ChannelOps for Server {
+    fn link(&mut self) -> (&mut Connection, &mut Transport) {
+        (&mut self.conn, &mut self.t)
+    }
+    fn link_ref(&self) -> (&Connection, &Transport) {
+        (&self.conn, &self.t)
+    }
+    fn is_dead(&self) -> bool {
+        self.phase == Phase::Dead
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use sshbridge::connection::{ChannelEvent, ChannelId, ExitStatus, Request};
+use sshbridge::connection::{ChannelEvent, ChannelId, ChannelOps, ExitStatus, Request};
 use sshbridge::fuzzing::{server_host_keys, ClientSuite, EmuClient, FuzzRng};
 use sshbridge::msg::{self, AuthMethod, Msg};
 use sshbridge::server::{Event, Phase, Question, Server, ServerConfig};

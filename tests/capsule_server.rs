@@ -339,6 +339,9 @@ fn openssh_refusals_and_traversal() {
         assert!(o.stdout.is_empty() && !text(&o.stdout).contains("root:"), "{p}");
     }
     assert!(!cap.srv.log().contains("ran [\"cat\", \"./leak\"]"), "{}", cap.srv.log());
+    // No subsystems.
+    let o = Command::new("sftp").args(["-b", "/dev/null", "-F"]).arg(&cap.config).arg("capsule@127.0.0.1").stdin(Stdio::null()).output().unwrap();
+    assert!(!o.status.success(), "{}", show(&o));
 }
 
 #[test]
@@ -492,4 +495,42 @@ fn our_capsule_client_against_our_server() {
     assert!(!keep.join("alpha/accounts").exists(), "a command ran");
     drop(_srv);
     let _ = fs::remove_dir_all(&keep);
+}
+
+#[test]
+fn session_and_startup_caps() {
+    use std::io::Read;
+    support::ensure_env();
+    let cap = capsule_server(&["--max-sessions", "2", "--max-startups", "2"]);
+    let home = cap.dir.join("home-caps");
+    fs::create_dir(&home).unwrap();
+    // Sessions per connection: the third channel open at once is refused.
+    let s = sshbridge::runtime::capsule::Capsule::new("127.0.0.1").unwrap().home(&home).port(cap.srv.port).connect().unwrap();
+    let a = s.open_session().unwrap();
+    let b = s.open_session().unwrap();
+    assert!(s.open_session().is_err(), "a third session opened");
+    drop((a, b));
+    std::thread::sleep(Duration::from_millis(200));
+    let (out, _, status) = s.exec("cat /hello.gmi").unwrap().output().unwrap();
+    assert_eq!((text(&out).as_str(), status), ("# Hello from alpha\n", Some(sshbridge::ExitStatus::Code(0))));
+    // Connections not authenticated yet: two are let in (they get the server's version line),
+    // a third is closed at once.
+    let ident = |c: &mut std::net::TcpStream| {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 8];
+        let n = c.read(&mut buf).unwrap_or(0);
+        text(&buf[..n])
+    };
+    let mut held: Vec<std::net::TcpStream> = Vec::new();
+    for _ in 0..2 {
+        let mut c = std::net::TcpStream::connect(cap.srv.addr()).unwrap();
+        assert_eq!(ident(&mut c), "SSH-2.0-");
+        held.push(c);
+    }
+    let mut c = std::net::TcpStream::connect(cap.srv.addr()).unwrap();
+    assert_eq!(ident(&mut c), "", "a third unauthenticated connection was served");
+    // The authenticated session is not counted and still works.
+    let (out, _, _) = s.exec("cat /hello.gmi").unwrap().output().unwrap();
+    assert_eq!(text(&out), "# Hello from alpha\n");
+    drop(held);
 }

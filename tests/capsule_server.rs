@@ -16,8 +16,9 @@
 //! off the list -> `Command not found`, 127; traversal (`..`, absolute paths, symlinks to the
 //! outside) never reaching the real files; the idle timeout (1 s) ending a silent connection
 //! but not one with traffic; one account directory per key; our `capsule` client: identity and
-//! trust on first use then reused, `gemcap://` body and status 20 / 51, a changed host key
-//! refused loudly.
+//! trust on first use then reused, `gemcap://` body and status 20 / 51, its `--ssh-config`
+//! output letting `ssh` in with the same key and trust, a changed host key refused loudly;
+//! `--max-sessions` and `--max-startups`; no sftp subsystem.
 
 mod support;
 
@@ -478,6 +479,24 @@ fn our_capsule_client_against_our_server() {
     assert_eq!(o.status.code(), Some(51), "{}", show(&o));
     assert!(o.stdout.is_empty());
     assert_eq!(text(&o.stderr), "51 Not found\r\n");
+
+    // `--ssh-config`: OpenSSH with that file alone shares the identity and the trust.
+    let o = our_client(&home, port, &["--ssh-config", "127.0.0.1"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let o = Command::new(support::SSH)
+        .arg("-F")
+        .arg(home.join(".ssh/config"))
+        .args(["-T", "-o", "BatchMode=yes", "capsule@127.0.0.1", "env"])
+        .env("HOME", &home)
+        .env("LANG", "C.UTF-8")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", show(&o), cap.srv.log());
+    assert!(text(&o.stdout).contains("HOST=127.0.0.1\n") && text(&o.stdout).contains("LANG=C.UTF-8\n"), "{}", show(&o));
+    assert_eq!(fs::read_to_string(home.join(".ssh/known_hosts")).unwrap(), known);
+    assert_eq!(cap.accounts("alpha"), [account_name(&key)], "ssh used another key");
 
     // The same port, a new host key: refused loudly, nothing written.
     make_capsule(&keep.join("alpha"), "alpha", &["alpha.test"]);

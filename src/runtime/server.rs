@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use crate::connection::{ChanState, ChannelEvent, ChannelId, ExitStatus, Request};
 use crate::error::Error;
+use crate::keys::PublicKey;
 use crate::runtime::driver::{self, Endpoint, Shared, Stage, MAX_QUEUED};
 use crate::runtime::sys::OsRandom;
 use crate::server::{self as core, Event, Question};
@@ -104,6 +105,8 @@ impl Server {
             setup: HashMap::new(),
             started: VecDeque::new(),
             later: HashMap::new(),
+            signed_key: None,
+            auth_key: None,
         };
         let (shared, thread) = driver::spawn(sock, ep, None, Duration::MAX, self.config.log_sink.clone())?;
         log::info!(target: "sshbridge", "connection from {peer}");
@@ -132,6 +135,10 @@ pub struct ServerEndpoint {
     started: VecDeque<(ChannelId, Request, Setup)>,
     /// window-change and signal requests after the start, per channel.
     later: HashMap<ChannelId, VecDeque<Request>>,
+    /// The key of the last signed publickey request the application accepted.
+    signed_key: Option<PublicKey>,
+    /// The key that authenticated the connection (publickey logins).
+    auth_key: Option<PublicKey>,
 }
 
 impl ServerEndpoint {
@@ -147,9 +154,17 @@ impl ServerEndpoint {
             match ev {
                 Event::Auth(q) => {
                     let yes = (self.authenticate)(&q);
+                    if let Question::PublicKey { key, signed: true, .. } = &q {
+                        self.signed_key = yes.then(|| key.clone());
+                    }
                     self.core.answer_auth(yes, now);
                 }
-                Event::Authenticated { .. } => self.uncount(),
+                Event::Authenticated { method, .. } => {
+                    if method == "publickey" {
+                        self.auth_key = self.signed_key.take();
+                    }
+                    self.uncount();
+                }
                 Event::ChannelOpen { kind } => {
                     if let Some(id) = self.core.answer_open(kind == "session") {
                         self.setup.insert(id, Setup::default());
@@ -290,6 +305,12 @@ impl ServerConnection {
     pub fn user(&self) -> Option<String> {
         let g = self.inner.shared.lock();
         (g.ep.core.phase() == core::Phase::Connected).then(|| g.ep.core.user().unwrap_or_default().to_string())
+    }
+
+    /// The public key the client authenticated with (a publickey login whose signature
+    /// verified); `None` before authentication or for other methods.
+    pub fn auth_key(&self) -> Option<PublicKey> {
+        self.inner.shared.lock().ep.auth_key.clone()
     }
 
     /// Why the connection ended (None while it runs).

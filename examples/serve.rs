@@ -276,6 +276,12 @@ fn run_with_pty(ch: &Arc<ServerChannel>, cmd: &mut Command, cols: u32, rows: u32
     }
     // SAFETY: both descriptors were just opened and are owned here only.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    for fd in [&master, &slave] {
+        // Not inherited by this or any other session's programs (the child gets the terminal
+        // as its stdio, which exec keeps).
+        // SAFETY: F_SETFD on a descriptor we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     cmd.stdin(Stdio::from(slave.try_clone()?)).stdout(Stdio::from(slave.try_clone()?)).stderr(Stdio::from(slave));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -312,10 +318,17 @@ fn run_with_pty(ch: &Arc<ServerChannel>, cmd: &mut Command, cols: u32, rows: u32
     status
 }
 
-/// Apply the client's signal and window-change requests until the program ends.
+/// Apply the client's signal and window-change requests until the program ends; when the
+/// client goes away from a terminal session, hang it up (SIGHUP to the session), as sshd does.
 fn watch_requests(ch: Arc<ServerChannel>, pid: u32, pty: Option<i32>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let mut hung_up = false;
         while !done.load(Ordering::SeqCst) {
+            if pty.is_some() && !hung_up && ch.is_closed() {
+                hung_up = true;
+                // SAFETY: the child leads its own session (setsid): its group is its pid.
+                unsafe { libc::kill(-(pid as i32), libc::SIGHUP) };
+            }
             for r in ch.take_requests() {
                 match r {
                     Request::Signal(name) => {

@@ -527,3 +527,44 @@ fn random_input_never_panics() {
     }
     assert!(logged_in >= 25, "only {logged_in} of 60 sessions got past authentication");
 }
+
+/// From the review of the server role: a client that does not read our answers cannot grow
+/// our output without bound (the core stops taking input), a dead core has no deadline left to
+/// spin on, a running re-exchange has no rekey timer in the past, and the client's extended
+/// data on a session is dropped with the window kept moving.
+#[test]
+fn review_backpressure_timers_and_extended_data() {
+    // Before authentication: unknown messages, each answered with UNIMPLEMENTED, output never
+    // collected.
+    let mut r = Rig::kexed(config());
+    let mut fed = 0usize;
+    while r.s.wants_input() && fed < 100_000 {
+        let pkt = r.c.seal(&[200, 0, 0, 0, 0]);
+        let now = r.now();
+        assert!(r.s.handle_input(&pkt, now).is_ok());
+        fed += 1;
+    }
+    assert!(!r.s.wants_input(), "the server kept reading after {fed} packets");
+    assert!(r.s.transport().pending_output() < 2 * 1024 * 1024, "{} bytes held", r.s.transport().pending_output());
+    // Once dead, no deadline remains (the driver would otherwise spin on a past one).
+    r.advance(Duration::from_secs(121));
+    assert_eq!(r.s.phase(), Phase::Dead);
+    assert_eq!(r.s.next_timeout(), None);
+    // A re-exchange in progress: no rekey timer until it ends.
+    let mut r = Rig::connected(config());
+    assert!(r.s.next_timeout().is_some(), "the hourly rekey timer");
+    assert!(r.s.rekey());
+    assert_eq!(r.s.next_timeout(), None);
+    // Extended data from the client (2.5 MiB, more than the 2 MiB window): dropped, window
+    // adjusted, the channel lives on and nothing piles up.
+    let mut r = Rig::connected(config());
+    let id = r.open(0, 1 << 20, 32768).unwrap();
+    let chunk = vec![7u8; 32768];
+    for _ in 0..80 {
+        let mut w = sshbridge::wire::Writer::new();
+        w.u8(msg::CHANNEL_EXTENDED_DATA).u32(id).u32(1).string(&chunk);
+        assert!(r.send(&w.into_vec()), "extended data beyond the window: {:?}", r.s.error());
+    }
+    assert_eq!(r.s.channel(id).map(|c| c.stderr_len()), Some(0));
+    r.assert_alive();
+}

@@ -275,7 +275,9 @@ impl Channel {
             }
             Msg::ChannelData { data, .. } => self.on_data(data, Sink::Stdout, t),
             Msg::ChannelExtendedData { code, data, .. } => {
-                self.on_data(data, if code == 1 { Sink::Stderr } else { Sink::Discard }, t)
+                // A client's extended data has no reader on a server (OpenSSH ignores it too).
+                let sink = if code == 1 && !self.serve_requests { Sink::Stderr } else { Sink::Discard };
+                self.on_data(data, sink, t)
             }
             Msg::ChannelEof { .. } => {
                 let first = !self.eof_received;

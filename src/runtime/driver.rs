@@ -25,6 +25,8 @@ use crate::runtime::sys::{self, Ready};
 /// reads left glibc's per-thread arenas 2.4 MB larger after 200 concurrent sessions: soak.)
 const NET_READ_MIN: usize = 16 * 1024;
 const NET_READ_MAX: usize = 64 * 1024;
+/// How long a dead core's last output may wait for a peer that does not read.
+const LAST_WORDS: Duration = Duration::from_secs(2);
 /// Most bytes queued for the network before writers wait (handles and bridges alike).
 pub const MAX_QUEUED: usize = 256 * 1024;
 
@@ -307,6 +309,9 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
     sys::block_signals_in_this_thread();
     let mut bridges: Vec<Box<dyn Bridge<E>>> = Vec::new();
     let mut net_read = NET_READ_MIN;
+    // When the core died: its last words (DISCONNECT) get this long to leave, then the socket
+    // closes even if the peer reads nothing.
+    let mut dead_since: Option<Instant> = None;
     let mut fds: Vec<(RawFd, bool, bool)> = Vec::new();
     let mut spans: Vec<usize> = Vec::new();
     let mut g = sh.lock();
@@ -357,8 +362,11 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
                 }
             }
         }
-        if core.ep.is_dead() && core.ep.output_len() == 0 {
-            core.net_dead = true;
+        if core.ep.is_dead() && !core.net_dead {
+            let since = *dead_since.get_or_insert(now);
+            if core.ep.output_len() == 0 || now.saturating_duration_since(since) >= LAST_WORDS {
+                core.net_dead = true;
+            }
         }
 
         again |= core.net_dead && !was_dead;
@@ -377,6 +385,7 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
         let net_fd = if core.net_dead { -1 } else { sock.as_raw_fd() };
         fds.push((net_fd, core.ep.wants_input(), core.ep.output_len() > 0));
         let mut wake_at = min_time(core.ep.next_timeout(), handshake_deadline(core));
+        wake_at = min_time(wake_at, dead_since.map(|d| d + LAST_WORDS));
         for b in &bridges {
             let before = fds.len();
             b.fds(&core.ep, pass, &mut fds);

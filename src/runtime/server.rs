@@ -243,7 +243,8 @@ impl Endpoint for ServerEndpoint {
         self.core.wants_input()
     }
     fn fail(&mut self, e: Error) {
-        self.core.fail(e)
+        self.core.fail(e);
+        self.uncount();
     }
     fn is_dead(&self) -> bool {
         self.core.phase() == core::Phase::Dead
@@ -259,7 +260,8 @@ impl Endpoint for ServerEndpoint {
         self.decide();
     }
     fn disconnect(&mut self) {
-        self.core.disconnect()
+        self.core.disconnect();
+        self.uncount();
     }
     fn after_input(&mut self) {
         self.decide();
@@ -391,7 +393,9 @@ impl ServerChannel {
         let g = sh.lock();
         let g = sh
             .wait_until(g, None, "write", |c| {
-                let closed = c.ep.core.channel(id).is_none_or(|ch| ch.state != ChanState::Open || ch.close_received);
+                let closed = c.ep.core.channel(id).is_none_or(|ch| {
+                    ch.state != ChanState::Open || ch.close_received || ch.eof_sent || ch.close_sent
+                });
                 closed || (c.ep.core.writable(id) > 0 && c.ep.output_len() < MAX_QUEUED)
             })
             .map_err(to_io)?;
@@ -424,6 +428,12 @@ impl ServerChannel {
             g.ep.core.close_channel(self.id);
         }
         sh.wake();
+    }
+
+    /// Whether the channel is over: the client closed it or the connection ended.
+    pub fn is_closed(&self) -> bool {
+        let g = self.conn.inner.shared.lock();
+        g.net_dead || g.ep.core.channel(self.id).is_none_or(|ch| ch.state != ChanState::Open || ch.close_received)
     }
 
     /// Send EOF on stdout (the program's output ended) without closing.

@@ -124,10 +124,15 @@ pub struct Server {
     login_deadline: Instant,
     idle_timeout: Option<Duration>,
     last_heard: Instant,
+    /// The latest `now` the caller passed in (decisions answered without one use it).
+    now: Instant,
 }
 
 /// Input kept while a decision is pending; the driver stops reading beyond it.
 const MAX_HELD_INPUT: usize = 256 * 1024;
+/// Output (answers to the client's requests, data) beyond which the server reads no more
+/// from a client that does not read its answers.
+const MAX_HELD_OUTPUT: usize = 1024 * 1024;
 
 impl Server {
     pub fn new(config: ServerConfig, rng: Box<dyn Random>, now: Instant) -> Result<Server, Error> {
@@ -146,6 +151,7 @@ impl Server {
             login_deadline: now + config.login_grace,
             idle_timeout: config.idle_timeout,
             last_heard: now,
+            now,
         })
     }
 
@@ -170,7 +176,7 @@ impl Server {
     /// Whether the core takes more input now (not while a decision or a delayed failure is
     /// pending and enough is buffered).
     pub fn wants_input(&self) -> bool {
-        !(self.busy() && self.t.buffered_input() >= MAX_HELD_INPUT)
+        !(self.busy() && self.t.buffered_input() >= MAX_HELD_INPUT) && self.t.pending_output() < MAX_HELD_OUTPUT
     }
     fn busy(&self) -> bool {
         self.decision.is_some() || self.auth.busy()
@@ -180,7 +186,7 @@ impl Server {
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.decision.is_some() && self.decision_seen {
             log::debug!(target: "sshbridge", "an unanswered decision counts as a refusal");
-            let now = Instant::now();
+            let now = self.now;
             match self.decision {
                 Some(Decision::Auth) => self.answer_auth(false, now),
                 Some(Decision::Open(_)) => {
@@ -230,6 +236,7 @@ impl Server {
     }
 
     fn input_arrived(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+        self.now = self.now.max(now);
         if n > 0 {
             self.last_heard = now;
         }
@@ -239,6 +246,7 @@ impl Server {
 
     /// Deadlines: login grace, idle time, delayed authentication failures, rekeying.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.phase == Phase::Dead {
             return;
         }
@@ -264,6 +272,9 @@ impl Server {
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Dead {
+            return None;
+        }
         let mut at = self.t.next_timer();
         let mut add = |x: Option<Instant>| {
             at = match (at, x) {
@@ -312,7 +323,7 @@ impl Server {
     }
 
     fn process(&mut self, now: Instant) -> Result<(), Error> {
-        while !self.busy() {
+        while !self.busy() && self.phase != Phase::Dead {
             let Some(ev) = self.t.poll(now)? else { break };
             match ev {
                 TEvent::KexDone { .. } => {}
@@ -462,13 +473,16 @@ impl Server {
         let Some(Decision::Open(req)) = self.decision.take() else {
             return None;
         };
-        let id = if accept && self.phase != Phase::Dead {
+        if self.phase == Phase::Dead {
+            return None;
+        }
+        let id = if accept {
             self.conn.accept_open(&req, &mut self.t).ok()
         } else {
             self.conn.refuse_open(&req, 1, "refused by the server", &mut self.t);
             None
         };
-        self.after_decision(Instant::now());
+        self.after_decision(self.now);
         id
     }
 
@@ -477,13 +491,16 @@ impl Server {
         if !matches!(self.decision, Some(Decision::Request(d)) if d == id) {
             return;
         }
+        self.decision = None;
+        if self.phase == Phase::Dead {
+            return;
+        }
         if let Some(c) = self.conn.channel_mut(id) {
             c.answer_request(ok, &mut self.t);
         }
-        self.decision = None;
         self.next_request(id);
         if self.decision.is_none() {
-            self.after_decision(Instant::now());
+            self.after_decision(self.now);
         }
     }
 

@@ -144,6 +144,8 @@ pub struct Transport {
     decision: Option<Decision>,
     negotiated: Option<Negotiated>,
     queued: VecDeque<Vec<u8>>,
+    /// Bytes in `queued`.
+    queued_bytes: usize,
     service: Service,
 
     since_kex_bytes: u64,
@@ -230,6 +232,7 @@ impl Transport {
             decision: None,
             negotiated: None,
             queued: VecDeque::new(),
+            queued_bytes: 0,
             service: Service::Requested,
             since_kex_bytes: 0,
             since_kex_packets_tx: 0,
@@ -338,6 +341,11 @@ impl Transport {
     pub fn output_len(&self) -> usize {
         self.out.len() - self.out_start
     }
+    /// Bytes waiting to go out: the output buffer and the messages queued behind a key
+    /// exchange (what a peer that stops reading makes us hold).
+    pub fn pending_output(&self) -> usize {
+        self.output_len().saturating_add(self.queued_bytes)
+    }
 
     fn seal(&mut self, payload: &[u8]) {
         self.seal_parts(&[payload]);
@@ -370,6 +378,7 @@ impl Transport {
                 self.send_kexinit();
             }
         } else {
+            self.queued_bytes = self.queued_bytes.saturating_add(payload.len());
             self.queued.push_back(payload.to_vec());
         }
     }
@@ -404,6 +413,7 @@ impl Transport {
     fn flush_queue(&mut self) {
         while self.can_send() {
             let Some(p) = self.queued.pop_front() else { break };
+            self.queued_bytes = self.queued_bytes.saturating_sub(p.len());
             self.seal(&p);
         }
     }
@@ -444,7 +454,9 @@ impl Transport {
 
     /// When `maybe_rekey` next needs to run for the time limit.
     pub fn next_timer(&self) -> Option<Instant> {
-        if self.keys_in_place {
+        // Not while an exchange runs: `maybe_rekey` would do nothing, and a timer in the past
+        // would make the driver spin until the exchange ends.
+        if self.keys_in_place && matches!(self.kex, KexState::Idle) {
             self.kex_started_at.checked_add(self.limits.time)
         } else {
             None

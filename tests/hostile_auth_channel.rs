@@ -249,7 +249,7 @@ fn r27_auth_layer_messages_out_of_order() {
                 service(),
                 on_request({
                     let mut w = Writer::new();
-                    w.u8(msg::USERAUTH_FAILURE).str("password,,publickey").bool(false);
+                    w.u8(msg::USERAUTH_FAILURE).str("password,public key").bool(false);
                     w.into_vec()
                 }),
             ),

@@ -2,11 +2,13 @@
 # bench.sh — sshbridge against OpenSSH ssh, Dropbear dbclient and libssh2, on one local sshd.
 #
 #   scripts/bench.sh [--quick] [--reps N] [--size-mib M] [--handshake-only] [--server-only]
+#                    [--channels-only]
 #
 #   default   5 repetitions, 1 GiB transfers (about 10-15 minutes on 2 cores)
 #   --quick   2 repetitions, 256 MiB transfers
 #   --handshake-only   only the post-quantum handshake figures (below), 6 x REPS connects each
 #   --server-only      only the server figures (below): examples/serve vs sshd, REPS downloads each
+#   --channels-only    only the channel figures (below): 4 channels on one connection vs 4 ssh
 #
 # Needs root (the throwaway sshd switches to the test account sshbtest); installs missing
 # packages with scripts/install-deps.sh. Builds the library (cargo rustc --release as CMake does, and
@@ -35,10 +37,17 @@
 #             connect and after the session's processes were reaped, so serve's threads and its
 #             `sh -c`/`head` children count, and so do sshd's sshd-session, privsep and shell
 #             processes; "bulk" subtracts the server's median CPU for a connect + 'true' + exit.
+#   channels  (issue 16) SIZE downloaded as 4 x SIZE/4: 4 channels on one connection (Rust API,
+#             examples/channels.rs, one reader thread each) vs 4 parallel ssh processes (forced
+#             to sshbridge's cipher when the full run knows it, else ssh's default), each
+#             `head -c SIZE/4 /dev/zero`; wall (incl. connect) and CPU (user+sys of the whole
+#             process tree, wait4) per run, REPS interleaved runs; plus 1 channel and the RSS
+#             of 32 idle channels (issue 9).
 # Clients: sshbridge (examples/sshexec.c over the drop-in C API), sshbridge (aws-lc) (the same
 # program linked against the --features aws-lc build, bench/target-awslc), ssh (default cipher),
 # ssh -c aes128-gcm@openssh.com, dbclient -W 2097152, libssh2 (bench/libssh2_exec.c); plus
-# ssh forced to sshbridge's cipher if that is neither of the two ssh variants. The algorithms
+# ssh forced to sshbridge's cipher if that is neither of the two ssh variants; and OpenSSH 10.0's
+# ssh (/opt/openssh-10, default settings) when installed. The algorithms
 # each client negotiated are read from the sshd log. Client CPU and wall come from wait4()
 # (bench/timeit.c). "Bulk" CPU subtracts the client's median connect+exit CPU, so connection
 # set-up (e.g. ssh's sntrup761) is not charged per GiB; the CPU/GiB targets use it. Prints
@@ -55,6 +64,7 @@ REPS=5
 SIZE_MIB=1024
 HS_ONLY=0
 SRV_ONLY=0
+CH_ONLY=0
 while (($#)); do
     case $1 in
     --quick) REPS=2 SIZE_MIB=256 ;;
@@ -62,6 +72,7 @@ while (($#)); do
     --size-mib) SIZE_MIB=$2; shift ;;
     --handshake-only) HS_ONLY=1 ;;
     --server-only) SRV_ONLY=1 ;;
+    --channels-only) CH_ONLY=1 ;;
     -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) bdie "unknown argument $1 (try --help)" ;;
     esac
@@ -82,8 +93,8 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------------------------------
 # Build
 # ---------------------------------------------------------------------------------------
-((SRV_ONLY)) || bench_build_lib
-if ((!HS_ONLY && !SRV_ONLY)); then
+((SRV_ONLY || CH_ONLY)) || bench_build_lib
+if ((!HS_ONLY && !SRV_ONLY && !CH_ONLY)); then
     blog "${BENCH_CARGO_C[*]} --no-default-features (CARGO_TARGET_DIR=bench/target-modern)"
     (cd "$BENCH_ROOT" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-modern \
         "${BENCH_CARGO_C[@]}" --no-default-features) >&2 || bdie "modern-only build failed"
@@ -99,17 +110,19 @@ if ((!HS_ONLY && !SRV_ONLY)); then
     strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
 fi
 BIN=$BT/bin
-if ((SRV_ONLY)); then # only ssh and sshd are measured: timeit is all it needs
+if ((SRV_ONLY || CH_ONLY)); then # timeit is all the C these need
     mkdir -p "$BIN"
     gcc -O2 -Wall -Wextra -o "$BIN/timeit" "$BENCH_ROOT/bench/timeit.c" || bdie "cannot build timeit"
 else
     blog "building sshexec, libssh2_exec, rss_sessions, timeit"
     bench_build_c "$BIN"
 fi
-if ((!HS_ONLY && !SRV_ONLY)); then
+if ((!HS_ONLY && !SRV_ONLY && !CH_ONLY)); then
     gcc -O2 -g -Wall -Wextra -I"$BENCH_ROOT/include" -o "$BIN/sshexec-awslc" "$BENCH_ROOT/examples/sshexec.c" \
         "$BENCH_ROOT/bench/target-awslc/release/libsshbridge.a" "${BENCH_NATIVE_LIBS[@]}" ||
         bdie "cannot build sshexec against the aws-lc build"
+fi
+if ((!HS_ONLY && !SRV_ONLY)); then
     blog "cargo build --release --example channels"
     (cd "$BENCH_ROOT" && cargo build -q --release --example channels) >&2 || bdie "examples/channels failed to build"
 fi
@@ -142,7 +155,7 @@ label() {
     ssh-same) echo "ssh ${SSH_SAME_OPTS[*]}" ;;
     dbclient) echo "dbclient -W 2097152" ;;
     libssh2) echo "libssh2 $(dpkg-query -W -f='${Version}' libssh2-1 2>/dev/null | cut -d- -f1)" ;;
-    ssh10) echo "ssh 10.0 (default kex)" ;;
+    ssh10) echo "ssh 10.0 (default)" ;;
     ssh10-x25519) echo "ssh 10.0 -o KexAlgorithms=curve25519" ;;
     esac
 }
@@ -334,6 +347,84 @@ server_report() {
     echo
 }
 
+# ---------------------------------------------------------------------------------------
+# Channels (issues 9 and 16): 4 channels on one connection vs 4 ssh processes
+# ---------------------------------------------------------------------------------------
+# The Rust API (examples/channels.rs) downloads SIZE/4 on each of 4 channels of one connection;
+# the same 4 downloads by 4 parallel ssh processes. Both under timeit, so wall includes the
+# connects and CPU is user+sys of the whole process tree. Then 1 channel alone and RSS of idle
+# channels.
+CH_MIB=$((SIZE_MIB / 4))
+CH_SSH=ssh # the full run switches this to $SAME (ssh forced to sshbridge's cipher)
+ch_args() { CH_ARGS=(-p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" 127.0.0.1); }
+
+# run_ch WHO REP: one timed run of 4 x CH_MIB MiB.
+run_ch() {
+    local who=$1 rep=$2 res="$R/ch4.$1.$2" st
+    ch_args
+    if [[ $who == channels ]]; then
+        "$BIN/timeit" -t "$TIMEOUT" -o "$res" -- "$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" \
+            throughput 4 "$CH_MIB" >"$R/ch4out.$rep" 2>>"$ERRLOG" || true
+    else
+        client_cmd "$CH_SSH" "head -c $((CH_MIB * 1048576)) /dev/zero"
+        # shellcheck disable=SC2016
+        "$BIN/timeit" -t "$TIMEOUT" -o "$res" -- bash -c \
+            'p=(); for i in 1 2 3 4; do "$@" </dev/null >/dev/null & p+=($!); done
+             s=0; for x in "${p[@]}"; do wait "$x" || s=1; done; exit $s' ch4 "${CLIENT[@]}" \
+            </dev/null 2>>"$ERRLOG" || true
+    fi
+    st=$(awk '{print $5}' "$res" 2>/dev/null || echo 255)
+    if [[ $st != 0 ]]; then
+        FAILURES+=("ch4/$who/rep$rep: exit status $st")
+        mv "$res" "$res.failed"
+    fi
+}
+
+channels_run() {
+    local rep
+    blog "channels: $REPS x (4 channels vs 4 $CH_SSH processes) of $CH_MIB MiB each, then 1 channel and 32 idle channels"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        if ((rep % 2)); then run_ch channels "$rep"; run_ch ssh4 "$rep"
+        else run_ch ssh4 "$rep"; run_ch channels "$rep"; fi
+    done
+    ch_args
+    CH1=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" throughput 1 "$CH_MIB" 2>>"$ERRLOG" || echo failed)
+    CH4=$(cat "$R/ch4out.1" 2>/dev/null || echo failed)
+    CHIDLE=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" idle 32 2>>"$ERRLOG" || echo failed)
+}
+
+channels_report() {
+    local who w c
+    echo "Channels: $((CH_MIB * 4)) MiB as 4 downloads of $CH_MIB MiB ('head -c' > /dev/null), medians of $REPS:"
+    printf '  %-44s %9s %14s %9s %11s\n' "" "wall s" "aggregate MiB/s" "CPU s" "CPU s/GiB"
+    for who in channels ssh4; do
+        w=$(median ch4 "$who" 1) c=$(median ch4 "$who" 6)
+        printf '  %-44s %9s %14s %9s %11s\n' \
+            "$([[ $who == channels ]] && echo "sshbridge: 4 channels, 1 connection" || echo "4 x $(label "$CH_SSH") processes")" \
+            "$(calc "$w" %.2f)" "$(calc "$CH_MIB * 4 / $w" %.0f)" "$(calc "$c" %.2f)" \
+            "$(calc "$c * 1024 / ($CH_MIB * 4)" %.2f)"
+    done
+    echo "  => 4 channels / 4 processes: throughput $(calc "$(median ch4 ssh4 1) / $(median ch4 channels 1)" %.2fx)" \
+        "(>1 = channels faster), CPU $(calc "$(median ch4 channels 6) / $(median ch4 ssh4 6)" %.2fx) (<1 = channels cheaper)"
+    echo "  (wall and CPU include the connects: one for the channels, four for the processes)"
+    echo "Channels on one connection (sshbridge Rust API, download of $CH_MIB MiB per channel; time after connect):"
+    echo "  1 channel:   $CH1"
+    echo "  4 channels:  $CH4"
+    R1=$(sed -n 's/.*aggregate_mib_s=\([0-9.]*\).*/\1/p' <<<"$CH1")
+    R4=$(sed -n 's/.*aggregate_mib_s=\([0-9.]*\).*/\1/p' <<<"$CH4")
+    echo "  => 4 channels move $(calc "${R4:-nan} / ${R1:-nan}" %.2fx) the aggregate of 1"
+    echo "  idle:        $CHIDLE"
+    echo
+}
+
+if ((CH_ONLY)); then
+    channels_run
+    echo
+    channels_report
+    if ((${#FAILURES[@]})); then printf 'failed runs: %s\n' "${FAILURES[@]}"; tail -5 "$ERRLOG"; fi
+    exit 0
+fi
+
 if ((SRV_ONLY)); then
     server_run
     echo
@@ -355,6 +446,8 @@ fi
 # ---------------------------------------------------------------------------------------
 declare -A KEX CIPHER_CS CIPHER_SC MAC_SC SOFTWARE
 CLIENTS=(sshbridge sshbridge-awslc ssh ssh-gcm dbclient libssh2)
+# OpenSSH 10.0's ssh (issue 16), default settings, against the same sshd.
+[[ -x $SSH10_BIN ]] && CLIENTS+=(ssh10)
 head -c 1048576 /dev/urandom >"$BT/probe.bin"
 
 probe() {
@@ -447,6 +540,8 @@ done
 
 handshake_run
 server_run
+CH_SSH=$SAME
+channels_run
 
 blog "memory: $NSESS idle sessions in one process"
 RSS_LINE=$("$BIN/rss_sessions" -p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" \
@@ -555,22 +650,8 @@ target() {
 PEERS=()
 for c in "${CLIENTS[@]}"; do [[ $c == sshbridge ]] || PEERS+=("$c"); done
 
-# Many channels on one connection (Rust API, examples/channels.rs): aggregate download of 4
-# channels vs 1 channel, and RSS per extra idle channel (issue 9).
-CH_MIB=$((SIZE_MIB / 4))
-blog "channels: 1 and 4 channels of $CH_MIB MiB each, then 32 idle channels"
-CH_ARGS=(-p "$SSHD_PORT" -l "$BENCH_USER" -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" 127.0.0.1)
-CH1=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" throughput 1 "$CH_MIB" 2>>"$ERRLOG" || echo failed)
-CH4=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" throughput 4 "$CH_MIB" 2>>"$ERRLOG" || echo failed)
-CHIDLE=$("$BENCH_ROOT/target/release/examples/channels" "${CH_ARGS[@]}" idle 32 2>>"$ERRLOG" || echo failed)
-echo "Channels on one connection (sshbridge Rust API, download of $CH_MIB MiB per channel):"
-echo "  1 channel:   $CH1"
-echo "  4 channels:  $CH4"
-R1=$(sed -n 's/.*aggregate_mib_s=\([0-9.]*\).*/\1/p' <<<"$CH1")
-R4=$(sed -n 's/.*aggregate_mib_s=\([0-9.]*\).*/\1/p' <<<"$CH4")
-echo "  => 4 channels move $(calc "${R4:-nan} / ${R1:-nan}" %.2fx) the aggregate of 1"
-echo "  idle:        $CHIDLE"
-echo
+channels_run
+channels_report
 
 echo "Ratios of sshbridge against each peer (speed: wall time of the whole transfer; CPU: bulk):"
 printf '  %-22s %12s %12s %14s %14s %12s %12s\n' peer "down speed" "up speed" "down CPU" "up CPU" "conn wall" "conn CPU"
@@ -606,6 +687,13 @@ v=$(verdict "$PER_SESS" '<=' 256)
 [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))
 printf '  %-4s %-76s %7s   (target <= 256 KiB)\n' "$v" "RSS per additional idle session" "$PER_SESS KiB"
 for pair in "all algorithms:$SZ_ALL:1048576:1024 KiB" "modern only:$SZ_MOD:524288:512 KiB"; do
+    IFS=: read -r what sz lim limtxt <<<"$pair"
+    v=$(verdict "$sz" '<=' "$lim")
+    [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))
+    printf '  %-4s %-76s %7s   (target <= %s)\n' "$v" "stripped .so, $what" "$((sz / 1024)) KiB" "$limtxt"
+done
+echo "Targets (issue 16, size):"
+for pair in "default features:$SZ_ALL:1466368:1432 KiB" "modern client-only (--no-default-features):$SZ_MOD:786432:768 KiB"; do
     IFS=: read -r what sz lim limtxt <<<"$pair"
     v=$(verdict "$sz" '<=' "$lim")
     [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))

@@ -23,7 +23,9 @@ use crate::logging::LogSink;
 use crate::runtime::config::Config;
 use crate::runtime::forward::StreamBridge;
 use crate::runtime::session::Session;
-use crate::trust::{HostKeyPolicy, KnownHosts, Strict};
+use crate::trust::{HostKeyPolicy, KnownHosts};
+#[cfg(feature = "known-hosts")]
+use crate::trust::Strict;
 
 /// Results of the extended API: 0 success, negative an error class (also `sshbridge_error_code`).
 #[repr(C)]
@@ -343,19 +345,30 @@ pub unsafe extern "C" fn sshbridge_options_set_known_hosts(o: *mut sshbridge_opt
     guard(|| {
         // SAFETY: per the contract.
         let (o, path) = unsafe { (opts(o)?, c_string(path, "path")?) };
-        let strict = match mode {
-            1 => Strict::Yes,
-            2 => Strict::AcceptNew,
-            3 => Strict::No,
-            _ => return Err(Error::bad_argument(format!("unknown known_hosts mode {mode}"))),
-        };
-        let kh = match path {
-            Some(p) if !p.is_empty() => KnownHosts::file(p),
-            _ => KnownHosts::user_default(),
-        };
-        o.known_hosts = Some(kh.mode(strict));
-        Ok(SSHBRIDGE_OK)
+        set_known_hosts(o, path, mode)
     })
+}
+
+#[cfg(feature = "known-hosts")]
+fn set_known_hosts(o: &mut sshbridge_options, path: Option<String>, mode: c_int) -> Result<c_int, Error> {
+    let strict = match mode {
+        1 => Strict::Yes,
+        2 => Strict::AcceptNew,
+        3 => Strict::No,
+        _ => return Err(Error::bad_argument(format!("unknown known_hosts mode {mode}"))),
+    };
+    let kh = match path {
+        Some(p) if !p.is_empty() => KnownHosts::file(p),
+        _ => KnownHosts::user_default(),
+    };
+    o.known_hosts = Some(kh.mode(strict));
+    Ok(SSHBRIDGE_OK)
+}
+
+/// Without the `known-hosts` feature: refused, with the error naming the feature.
+#[cfg(not(feature = "known-hosts"))]
+fn set_known_hosts(_: &mut sshbridge_options, _: Option<String>, _: c_int) -> Result<c_int, Error> {
+    Err(crate::runtime::known_hosts::known_hosts_unavailable())
 }
 
 /// Record new hosts in known_hosts as hashed names (`|1|salt|hash`, OpenSSH's HashKnownHosts);

@@ -12,20 +12,24 @@
 //! Plain keys are parsed here with [`crate::wire::Reader`]: the `ssh-key` crate refuses
 //! padding of a whole block, which dropbearconvert writes for about one key in eight and
 //! OpenSSH accepts. Passphrase-protected keys (bcrypt-pbkdf, as `ssh-keygen` writes them) are
-//! decrypted by `ssh-key`. Either way the key must match the file's cleartext public key.
+//! decrypted by `ssh-key` (feature `encrypted-keys`; without it they are refused). Either way the key must match the file's cleartext public key.
 //!
 //! Keys are written (`to_openssh_with`) by `ssh-key`'s encoder, plain or encrypted as
 //! `ssh-keygen` does it (aes256-ctr with a bcrypt-pbkdf key).
 
 use base64ct::{Base64, Encoding};
-use ssh_key::private::{EcdsaKeypair, KeypairData};
+#[cfg(any(feature = "encrypted-keys", feature = "nistp256"))]
+use ssh_key::private::EcdsaKeypair;
+use ssh_key::private::KeypairData;
 use ssh_key::LineEnding;
 use zeroize::Zeroizing;
 
 use super::private::Secret;
 use super::{unsupported_type, KeyKind, PrivateKey, PublicKey};
 use crate::error::Error;
-use crate::random::{CryptoRng, Random};
+#[cfg(feature = "encrypted-keys")]
+use crate::random::CryptoRng;
+use crate::random::Random;
 use crate::wire::Reader;
 
 const MAGIC: &[u8] = b"openssh-key-v1\0";
@@ -85,22 +89,39 @@ pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey,
         }
         parse_section(section)?
     } else {
-        let Some(pass) = passphrase else {
-            return Err(Error::key("encrypted key needs a passphrase"));
-        };
-        let key = ssh_key::PrivateKey::from_bytes(&binary)
-            .map_err(|e| Error::key(format!("malformed OpenSSH private key: {e}")))?;
-        let key = key.decrypt(pass).map_err(|e| match e {
-            // Check bytes that differ after decryption, or a failed AEAD tag.
-            ssh_key::Error::Crypto => Error::key("wrong passphrase"),
-            other => Error::key(format!("cannot decrypt OpenSSH private key: {other}")),
-        })?;
-        from_keypair(key.key_data())?
+        decrypt(&binary, passphrase)?
     };
     if key.public_key() != public {
         return Err(Error::key("OpenSSH private key does not match its public key"));
     }
     Ok(key)
+}
+
+/// The error for a passphrase-protected key in a build without `encrypted-keys`.
+#[cfg(not(feature = "encrypted-keys"))]
+fn encryption_unavailable() -> Error {
+    Error::key("passphrase-protected OpenSSH keys need the `encrypted-keys` feature of sshbridge")
+}
+
+/// A passphrase-protected key (`binary` is the whole decoded file), decrypted by `ssh-key`.
+#[cfg(feature = "encrypted-keys")]
+fn decrypt(binary: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> {
+    let Some(pass) = passphrase else {
+        return Err(Error::key("encrypted key needs a passphrase"));
+    };
+    let key = ssh_key::PrivateKey::from_bytes(binary)
+        .map_err(|e| Error::key(format!("malformed OpenSSH private key: {e}")))?;
+    let key = key.decrypt(pass).map_err(|e| match e {
+        // Check bytes that differ after decryption, or a failed AEAD tag.
+        ssh_key::Error::Crypto => Error::key("wrong passphrase"),
+        other => Error::key(format!("cannot decrypt OpenSSH private key: {other}")),
+    })?;
+    from_keypair(key.key_data())
+}
+
+#[cfg(not(feature = "encrypted-keys"))]
+fn decrypt(_: &[u8], _: Option<&[u8]>) -> Result<PrivateKey, Error> {
+    Err(encryption_unavailable())
 }
 
 /// The binary inside the armour. Any line width (OpenSSH writes 70 columns, dropbearconvert
@@ -195,12 +216,14 @@ fn parse_section(section: &[u8]) -> Result<PrivateKey, Error> {
     }
 }
 
+#[cfg(feature = "encrypted-keys")]
 fn positive(m: &ssh_key::Mpint) -> Result<&[u8], Error> {
     m.as_positive_bytes()
         .ok_or_else(|| Error::key("malformed OpenSSH private key: negative integer"))
 }
 
 /// Key values from `ssh-key`'s decrypted key.
+#[cfg(feature = "encrypted-keys")]
 fn from_keypair(data: &KeypairData) -> Result<PrivateKey, Error> {
     match data {
         KeypairData::Rsa(k) => PrivateKey::rsa(
@@ -248,7 +271,13 @@ impl PrivateKey {
         let failed = |e: ssh_key::Error| Error::internal(format!("cannot encode OpenSSH private key: {e}"));
         let key = ssh_key::PrivateKey::new(keypair(self)?, "").map_err(failed)?;
         let key = match passphrase {
+            #[cfg(feature = "encrypted-keys")]
             Some(pass) if !pass.is_empty() => key.encrypt(&mut CryptoRng(rng), pass).map_err(failed)?,
+            #[cfg(not(feature = "encrypted-keys"))]
+            Some(pass) if !pass.is_empty() => {
+                let _ = rng;
+                return Err(encryption_unavailable());
+            }
             _ => key,
         };
         key.to_openssh(LineEnding::LF).map_err(failed)

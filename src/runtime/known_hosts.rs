@@ -5,25 +5,31 @@
 //! hold an exclusive flock(2) on the file and re-read it under the lock, so concurrent threads
 //! and processes never lose or corrupt a line. Also: the host name a connection was asked for.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
-use std::sync::Arc;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::keys::known_hosts;
 use crate::keys::PublicKey;
-use crate::random::Random;
-use crate::runtime::sys::{self, OsRandom};
-use crate::trust::update::Rewrite;
-use crate::trust::{HostKeyCheck, HostKeyPolicy, KnownHosts, KnownHostsView, LoadedFile, Record, Rule};
+use crate::trust::{HostKeyCheck, HostKeyPolicy, Rule};
+#[cfg(feature = "known-hosts")]
+use {
+    crate::keys::known_hosts,
+    crate::random::Random,
+    crate::runtime::sys::{self, OsRandom},
+    crate::trust::update::Rewrite,
+    crate::trust::{KnownHosts, KnownHostsView, LoadedFile, Record},
+    std::fs::{self, File, OpenOptions},
+    std::io::{self, Read, Write},
+    std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
+    std::path::Path,
+    std::sync::Arc,
+};
 
 /// Largest known_hosts file read (bigger files are read up to here, with a warning).
+#[cfg(feature = "known-hosts")]
 const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// Attempts at locking a file that another process keeps replacing.
+#[cfg(feature = "known-hosts")]
 const LOCK_ATTEMPTS: usize = 20;
 
 /// An address to connect to that also says which host name the user asked for, so the host
@@ -77,7 +83,14 @@ macro_rules! ip_host_addr {
 }
 ip_host_addr!(SocketAddr, SocketAddrV4, SocketAddrV6, (IpAddr, u16), (Ipv4Addr, u16), (Ipv6Addr, u16));
 
+/// The error for a known_hosts policy in a build without the `known-hosts` feature.
+#[cfg(not(feature = "known-hosts"))]
+pub(crate) fn known_hosts_unavailable() -> Error {
+    Error::bad_argument("host keys checked against known_hosts files need the `known-hosts` feature of sshbridge")
+}
+
 /// Read one file: `None` when it does not exist or cannot be read.
+#[cfg(feature = "known-hosts")]
 fn load(path: &Path) -> Option<known_hosts::Parsed> {
     let f = File::open(path).ok()?;
     let mut text = Vec::new();
@@ -90,6 +103,7 @@ fn load(path: &Path) -> Option<known_hosts::Parsed> {
 }
 
 /// Read the files of a KnownHosts policy for `host`/`port` (or the alias).
+#[cfg(feature = "known-hosts")]
 fn view(kh: &KnownHosts, host: &str, port: u16, alias: Option<&str>) -> KnownHostsView {
     let (name, portless, writable) = match alias {
         Some(a) => (a.to_ascii_lowercase(), None, known_hosts::recordable(a)),
@@ -129,6 +143,7 @@ pub(crate) fn host_key_check(
         _ if !host_keys.is_empty() => {
             return Err(Error::bad_argument("set either Config::host_keys (pinned keys) or a known_hosts/verifier policy, not both"))
         }
+        #[cfg(feature = "known-hosts")]
         HostKeyPolicy::KnownHosts(kh) => {
             let (host, port) = match alias {
                 Some(a) => (a.to_string(), 22),
@@ -136,6 +151,8 @@ pub(crate) fn host_key_check(
             };
             Rule::KnownHosts(Arc::new(view(kh, &host, port, alias)))
         }
+        #[cfg(not(feature = "known-hosts"))]
+        HostKeyPolicy::KnownHosts(_) => return Err(known_hosts_unavailable()),
         HostKeyPolicy::Verify(f) => {
             let (host, port) = match (alias, target.clone()) {
                 (Some(a), t) => (a.to_string(), t.map_or(22, |t| t.1)),
@@ -148,12 +165,14 @@ pub(crate) fn host_key_check(
     Ok(HostKeyCheck { pinned, rule })
 }
 
+#[cfg(feature = "known-hosts")]
 fn io_err(path: &Path, what: &str, e: io::Error) -> Error {
     Error::Io { kind: e.kind(), message: format!("{what} {}: {e}", path.display()) }
 }
 
 /// Open `path` (creating it 0600 when `create`) and lock it, making sure the lock is on the
 /// file the path names now (a rewrite may have renamed another file over it meanwhile).
+#[cfg(feature = "known-hosts")]
 fn open_locked(path: &Path, create: bool) -> Result<Option<File>, Error> {
     for _ in 0..LOCK_ATTEMPTS {
         let f = match OpenOptions::new().read(true).append(create).create(create).mode(0o600).open(path) {
@@ -171,6 +190,7 @@ fn open_locked(path: &Path, create: bool) -> Result<Option<File>, Error> {
     Err(Error::Io { kind: io::ErrorKind::WouldBlock, message: format!("{} keeps being replaced", path.display()) })
 }
 
+#[cfg(feature = "known-hosts")]
 fn read_all(f: &mut File, path: &Path) -> Result<Vec<u8>, Error> {
     let mut text = Vec::new();
     f.read_to_end(&mut text).map_err(|e| io_err(path, "cannot read", e))?;
@@ -180,6 +200,7 @@ fn read_all(f: &mut File, path: &Path) -> Result<Vec<u8>, Error> {
 /// Append a host trusted on first use: the directory is created 0700 if missing, the file
 /// 0600; a missing final newline is added first; nothing is written when a line for the name
 /// already holds the key (another thread or process got there first).
+#[cfg(feature = "known-hosts")]
 pub(crate) fn record(r: &Record) -> Result<(), Error> {
     if let Some(dir) = r.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| io_err(dir, "cannot create directory", e))?;
@@ -201,6 +222,7 @@ pub(crate) fn record(r: &Record) -> Result<(), Error> {
 
 /// UpdateHostKeys: in each existing user file drop the name's lines whose key the server no
 /// longer has; add the new keys to the first file. Each file is replaced atomically.
+#[cfg(feature = "known-hosts")]
 pub(crate) fn rewrite(r: &Rewrite) -> Result<(), Error> {
     for (i, path) in r.files.iter().enumerate() {
         let Some(mut f) = open_locked(path, false)? else { continue };
@@ -233,6 +255,7 @@ pub(crate) fn rewrite(r: &Rewrite) -> Result<(), Error> {
 /// Carry out what the core asks (called by the connection's driver after each batch of
 /// input): record a host trusted on first use, rewrite files for UpdateHostKeys. A file that
 /// cannot be written is logged, not fatal (as in OpenSSH).
+#[cfg(feature = "known-hosts")]
 pub(crate) fn carry_out(c: &mut Client) {
     if let Some((record, warnings)) = c.take_host_key_actions() {
         for w in &warnings {
@@ -252,6 +275,10 @@ pub(crate) fn carry_out(c: &mut Client) {
         }
     }
 }
+
+/// Without the `known-hosts` feature nothing is ever written (no rule asks for it).
+#[cfg(not(feature = "known-hosts"))]
+pub(crate) fn carry_out(_: &mut Client) {}
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,9 @@
 //!
 //! Sans-IO: the runtime reads the files before connecting (`KnownHostsView`) and carries out
 //! what the decision asks to write (`Record`, `update::Rewrite`).
+//!
+//! The known_hosts rule needs the `known-hosts` feature; without it the types stay (so code
+//! naming them still builds) but no rule judges by files, and the runtime refuses the policy.
 
 pub mod update;
 
@@ -17,7 +20,9 @@ use std::sync::Arc;
 
 use crate::algs::SigAlg;
 use crate::error::Error;
-use crate::keys::known_hosts::{self, Found, Outcome, Parsed};
+use crate::keys::known_hosts::Parsed;
+#[cfg(feature = "known-hosts")]
+use crate::keys::known_hosts::{self, Found, Outcome};
 use crate::keys::PublicKey;
 
 /// OpenSSH's StrictHostKeyChecking, without `ask`.
@@ -148,6 +153,7 @@ pub struct KnownHostsView {
     pub settings: KnownHosts,
 }
 
+#[cfg(feature = "known-hosts")]
 impl KnownHostsView {
     fn parsed(&self) -> (Vec<&Parsed>, Vec<usize>) {
         let mut files = Vec::new();
@@ -177,6 +183,7 @@ pub enum Rule {
     /// `HostKeyCheck::pinned` (empty: accept any key).
     #[default]
     Pinned,
+    #[cfg(feature = "known-hosts")]
     KnownHosts(Arc<KnownHostsView>),
     Verify { verifier: Verifier, host: String, port: u16 },
 }
@@ -194,6 +201,7 @@ impl fmt::Debug for HostKeyCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rule = match &self.rule {
             Rule::Pinned => "pinned".to_string(),
+            #[cfg(feature = "known-hosts")]
             Rule::KnownHosts(v) => format!("known_hosts for {}", v.name),
             Rule::Verify { host, port, .. } => format!("verifier for {host}:{port}"),
         };
@@ -231,6 +239,7 @@ impl HostKeyCheck {
     pub fn order(&self, algs: &mut [SigAlg]) {
         let known: Vec<String> = match &self.rule {
             Rule::Pinned => self.pinned.iter().map(|k| k.key_type().to_string()).collect(),
+            #[cfg(feature = "known-hosts")]
             Rule::KnownHosts(v) => {
                 let known = known_hosts::known_types(&v.parsed().0, &v.name);
                 if algs.first().is_some_and(|a| known.iter().any(|t| t == a.key_type())) {
@@ -270,11 +279,13 @@ impl HostKeyCheck {
                     )))
                 }
             }
+            #[cfg(feature = "known-hosts")]
             Rule::KnownHosts(v) => decide_known(v, key),
         }
     }
 }
 
+#[cfg(feature = "known-hosts")]
 fn decide_known(v: &KnownHostsView, key: &PublicKey) -> Result<Decision, Error> {
     let (files, index) = v.parsed();
     let mut decision = Decision { warnings: files.iter().flat_map(|p| p.warnings.iter().cloned()).collect(), ..Decision::default() };
@@ -343,5 +354,5 @@ fn decide_known(v: &KnownHostsView, key: &PublicKey) -> Result<Decision, Error> 
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "known-hosts"))]
 mod tests;

@@ -21,7 +21,10 @@ use crate::msg::Msg;
 use crate::transport::Transport;
 use crate::wire::{Reader, Writer};
 
+#[cfg(feature = "known-hosts")]
 use super::Rule;
+use super::KnownHostsView;
+use std::sync::Arc;
 
 /// The server's announcement.
 pub const HOSTKEYS: &str = "hostkeys-00@openssh.com";
@@ -89,9 +92,8 @@ impl HostKeysUpdate {
         if !matches!(self.state, State::Idle) {
             return;
         }
-        let view = match &t.host_key_check().rule {
-            Rule::KnownHosts(v) if v.settings.update && t.host_key_decision().is_some_and(|d| d.may_update) => v.clone(),
-            _ => return self.stop("UpdateHostKeys not enabled for this connection"),
+        let Some(view) = update_view(t) else {
+            return self.stop("UpdateHostKeys not enabled for this connection");
         };
         let prefs = &t.preferences().host_key;
         let mut keys: Vec<PublicKey> = Vec::new();
@@ -193,6 +195,22 @@ impl HostKeysUpdate {
     }
 }
 
+/// The known_hosts files to update, when the connection was verified by an unmarked line of a
+/// user file of a policy that follows UpdateHostKeys.
+#[cfg(feature = "known-hosts")]
+fn update_view(t: &Transport) -> Option<Arc<KnownHostsView>> {
+    match &t.host_key_check().rule {
+        Rule::KnownHosts(v) if v.settings.update && t.host_key_decision().is_some_and(|d| d.may_update) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// Without the `known-hosts` feature no connection is verified by known_hosts files.
+#[cfg(not(feature = "known-hosts"))]
+fn update_view(_: &Transport) -> Option<Arc<KnownHostsView>> {
+    None
+}
+
 /// hostspec_is_complex: wildcards, or more than `host,ip`.
 fn complex(hosts: &[u8]) -> bool {
     hosts.contains(&b'*') || hosts.contains(&b'?') || hosts.iter().filter(|&&b| b == b',').count() > 1
@@ -233,6 +251,6 @@ fn verify_proofs(data: &[u8], keys: &[PublicKey], new: &[bool], t: &Transport) -
     Ok(dropped)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "known-hosts"))]
 #[path = "update_tests.rs"]
 mod tests;

@@ -22,9 +22,12 @@
 //! picks a free port; `listening on ADDR` is printed once the server accepts. One log line per
 //! command on stderr; `SSHBRIDGE_LOG=info|debug|trace` adds the library's.
 
+mod server_common;
+use server_common::fatal;
+
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,7 +36,7 @@ use std::time::Duration;
 use sshbridge::connection::{ExitStatus, Request};
 use sshbridge::runtime::capsule_server::{ensure_account, select, CapsuleDir};
 use sshbridge::server::{Methods, Question};
-use sshbridge::{PrivateKey, Server, ServerChannel, ServerConfig};
+use sshbridge::{Server, ServerChannel, ServerConfig};
 
 /// The one user name of capsules.
 const USER: &str = "capsule";
@@ -110,38 +113,10 @@ fn parse_args() -> Args {
     a
 }
 
-fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
-    eprintln!("capsule-server: {what}: {e}");
-    std::process::exit(1)
-}
-
-/// `SSHBRIDGE_LOG=info|debug|trace`: the library's log records on stderr.
-struct StderrLog;
-impl log::Log for StderrLog {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        eprintln!("capsule-server: {} {}", r.level(), r.args());
-    }
-    fn flush(&self) {}
-}
-
 fn main() {
-    if let Ok(level) = std::env::var("SSHBRIDGE_LOG") {
-        if log::set_logger(&StderrLog).is_ok() {
-            log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Info));
-        }
-    }
+    server_common::init("capsule-server");
     let args = parse_args();
-    let host_keys: Vec<Arc<PrivateKey>> = args
-        .host_keys
-        .iter()
-        .map(|f| {
-            let data = std::fs::read(f).unwrap_or_else(|e| fatal(f, e));
-            Arc::new(PrivateKey::from_bytes(&data, None).unwrap_or_else(|e| fatal(f, e)))
-        })
-        .collect();
+    let host_keys = server_common::host_keys(&args.host_keys);
     let capsules: Vec<CapsuleDir> = args.capsules.iter().map(|d| CapsuleDir::load(d.as_ref()).unwrap_or_else(|e| fatal(d, e))).collect();
     let capsules = Arc::new(capsules);
 
@@ -242,10 +217,7 @@ fn run_channel(ch: ServerChannel, capsules: &[CapsuleDir]) {
     }
     let ch = Arc::new(ch);
     let status = match run_piped(&ch, &mut cmd) {
-        Ok(s) => match s.signal() {
-            Some(sig) => ExitStatus::Signal { name: signal_name(sig).into(), core_dumped: s.core_dumped(), message: String::new() },
-            None => ExitStatus::Code(s.code().and_then(|c| u32::try_from(c).ok()).unwrap_or(255)),
-        },
+        Ok(s) => server_common::exit_status(s),
         Err(e) => {
             let _ = ch.write_stderr(format!("capsule-server: cannot run the command: {e}\n").as_bytes());
             ExitStatus::Code(127)
@@ -305,15 +277,3 @@ fn run_piped(ch: &Arc<ServerChannel>, cmd: &mut Command) -> io::Result<std::proc
     status
 }
 
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGHUP => "HUP",
-        libc::SIGINT => "INT",
-        libc::SIGQUIT => "QUIT",
-        libc::SIGABRT => "ABRT",
-        libc::SIGPIPE => "PIPE",
-        libc::SIGTERM => "TERM",
-        libc::SIGSEGV => "SEGV",
-        _ => "KILL",
-    }
-}

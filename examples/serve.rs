@@ -12,12 +12,15 @@
 //! `user:password` lines (password and keyboard-interactive). `--listen` with port 0 picks a
 //! free port; the address is printed as `listening on ADDR` once the server accepts.
 
+mod server_common;
+use server_common::fatal;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use std::time::Duration;
 
 use sshbridge::connection::{ExitStatus, Request};
 use sshbridge::server::Question;
-use sshbridge::{PrivateKey, PublicKey, Server, ServerChannel, ServerConfig};
+use sshbridge::{PublicKey, Server, ServerChannel, ServerConfig};
 
 struct Args {
     listen: String,
@@ -75,38 +78,10 @@ fn parse_args() -> Args {
     a
 }
 
-fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
-    eprintln!("serve: {what}: {e}");
-    std::process::exit(1)
-}
-
-/// `SSHBRIDGE_LOG=info|debug|trace`: the library's log records on stderr.
-struct StderrLog;
-impl log::Log for StderrLog {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        eprintln!("serve: {} {}", r.level(), r.args());
-    }
-    fn flush(&self) {}
-}
-
 fn main() {
-    if let Ok(level) = std::env::var("SSHBRIDGE_LOG") {
-        if log::set_logger(&StderrLog).is_ok() {
-            log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Info));
-        }
-    }
+    server_common::init("serve");
     let args = parse_args();
-    let host_keys: Vec<Arc<PrivateKey>> = args
-        .host_keys
-        .iter()
-        .map(|f| {
-            let data = std::fs::read(f).unwrap_or_else(|e| fatal(f, e));
-            Arc::new(PrivateKey::from_bytes(&data, None).unwrap_or_else(|e| fatal(f, e)))
-        })
-        .collect();
+    let host_keys = server_common::host_keys(&args.host_keys);
     let mut authorized: Vec<PublicKey> = Vec::new();
     if let Some(f) = &args.authorized_keys {
         let text = std::fs::read_to_string(f).unwrap_or_else(|e| fatal(f, e));
@@ -201,10 +176,7 @@ fn run_channel(ch: ServerChannel, sftp: Option<&str>) {
         _ => run_piped(&ch, &mut cmd),
     };
     let status = match status {
-        Ok(s) => match s.signal() {
-            Some(sig) => ExitStatus::Signal { name: signal_name(sig).into(), core_dumped: s.core_dumped(), message: String::new() },
-            None => ExitStatus::Code(s.code().unwrap_or(255) as u32),
-        },
+        Ok(s) => server_common::exit_status(s),
         Err(e) => {
             let _ = ch.write_stderr(format!("serve: cannot run the command: {e}\n").as_bytes());
             ExitStatus::Code(127)
@@ -332,7 +304,8 @@ fn watch_requests(ch: Arc<ServerChannel>, pid: u32, pty: Option<i32>, done: Arc<
             for r in ch.take_requests() {
                 match r {
                     Request::Signal(name) => {
-                        if let Some(sig) = signal_number(&name) {
+                        let sig = sshbridge::connection::channel::signal_number(&name);
+                        if sig != 0 {
                             // SAFETY: a plain kill(2) of our own child.
                             unsafe { libc::kill(pid as i32, sig) };
                         }
@@ -352,26 +325,3 @@ fn watch_requests(ch: Arc<ServerChannel>, pid: u32, pty: Option<i32>, done: Arc<
     })
 }
 
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("ABRT", libc::SIGABRT),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-];
-
-fn signal_name(sig: i32) -> &'static str {
-    SIGNALS.iter().find(|(_, n)| *n == sig).map_or("KILL", |(s, _)| s)
-}
-
-fn signal_number(name: &str) -> Option<i32> {
-    SIGNALS.iter().find(|(s, _)| *s == name).map(|(_, n)| *n)
-}

@@ -42,24 +42,31 @@ impl ExitStatus {
     }
 }
 
-/// RFC 4254 section 6.10 signal names to the common Linux numbers.
+/// RFC 4254 section 6.10 signal names and the common Linux numbers.
+const SIGNALS: [(&str, i32); 13] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("ABRT", 6),
+    ("FPE", 8),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("SEGV", 11),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("TERM", 15),
+];
+
+/// A signal name (without "SIG") to its Linux number; 0 for a name not in section 6.10.
 pub fn signal_number(name: &str) -> i32 {
-    match name {
-        "HUP" => 1,
-        "INT" => 2,
-        "QUIT" => 3,
-        "ILL" => 4,
-        "ABRT" => 6,
-        "FPE" => 8,
-        "KILL" => 9,
-        "USR1" => 10,
-        "SEGV" => 11,
-        "USR2" => 12,
-        "PIPE" => 13,
-        "ALRM" => 14,
-        "TERM" => 15,
-        _ => 0,
-    }
+    SIGNALS.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
+}
+
+/// A Linux signal number to its section 6.10 name (a server reporting exit-signal).
+pub fn signal_name(number: i32) -> Option<&'static str> {
+    SIGNALS.iter().find(|(_, v)| *v == number).map(|(n, _)| *n)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -722,6 +729,15 @@ mod tests {
         let st = ch.exit.clone().unwrap();
         assert_eq!(st.shell_code(), 143);
         assert!(matches!(&st, ExitStatus::Signal { message, .. } if message == "killed\\u{1b}[1m"));
+    }
+
+    #[test]
+    fn signal_names_and_numbers_agree() {
+        for name in ["HUP", "INT", "KILL", "PIPE", "TERM", "USR2"] {
+            assert_eq!(signal_name(signal_number(name)), Some(name));
+        }
+        assert_eq!((signal_number("TERM"), signal_number("WINCH")), (15, 0));
+        assert_eq!((signal_name(9), signal_name(28)), (Some("KILL"), None));
     }
 
     #[test]

@@ -712,8 +712,10 @@ fn one_inner(ctx: &Ctx, client: Client, case: Case) -> Result<Outcome, String> {
         }
         Case::Pty => {
             let out = r.stdout();
-            // (Under script(1) the terminal echoes its empty stdin as "^@" first.)
-            let line = out.trim().trim_start_matches("^@");
+            // (Under script(1) the terminal echoes its empty stdin as "^@", before or after the
+            // command's line depending on timing.)
+            let cleaned = out.replace("^@", "");
+            let line = cleaned.trim();
             let pts = line
                 .strip_prefix("/dev/pts/")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));

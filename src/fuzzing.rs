@@ -542,7 +542,13 @@ fn fixed_prefs() -> Preferences {
 
 /// A fresh client with a password credential, any host key accepted, deterministic randomness.
 pub fn new_client(now: Instant) -> Client {
+    new_client_logging(now, false)
+}
+
+/// [`new_client`] with the payload dumps of trace logging on or off.
+fn new_client_logging(now: Instant, log_payloads: bool) -> Client {
     let mut cfg = ClientConfig::new(CLIENT_USER);
+    cfg.log_payloads = log_payloads;
     cfg.credentials.push(Credential::Password(Arc::new(zeroize::Zeroizing::new(CLIENT_PASSWORD.into()))));
     cfg.host_key_check = HostKeyCheck::default();
     cfg.prefs = fixed_prefs();

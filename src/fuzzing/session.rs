@@ -90,6 +90,9 @@ struct EmuServer {
     pending_rx: Option<DirectionKeys>,
     /// Everything sent to the client, for recording sessions.
     record: Vec<u8>,
+    /// Every key, IV and MAC key derived (both directions, every exchange), for the test
+    /// that no log record holds one.
+    derived: Vec<Vec<u8>>,
     now: Instant,
     split: bool,
 }
@@ -109,6 +112,7 @@ impl EmuServer {
             session_id: None,
             pending_rx: None,
             record: Vec::new(),
+            derived: Vec::new(),
             now,
             split,
         }
@@ -223,7 +227,11 @@ impl EmuServer {
             },
         };
         let tx = keys(b'B', b'D', b'F');
-        self.pending_rx = Some(keys(b'A', b'C', b'E'));
+        let rx = keys(b'A', b'C', b'E');
+        for d in [&tx, &rx] {
+            self.derived.extend([d.iv.clone(), d.key.clone(), d.mac_key.clone()].into_iter().filter(|k| !k.is_empty()));
+        }
+        self.pending_rx = Some(rx);
         let reply = Msg::KexReply { host_key: &blob, value: &qs, signature: &sig }.encode();
         if !self.send(c, &reply) {
             return false;
@@ -291,10 +299,21 @@ pub struct SessionOutcome {
 
 /// Run a session; see [`client_session`].
 pub fn run_session(data: &[u8]) -> Option<SessionOutcome> {
+    run_session_with(data, false).map(|(o, _)| o)
+}
+
+/// Run a session as [`run_session`] does, with the client's payload dumps on (`log_payloads`),
+/// and return every key, IV and MAC key derived in it (both directions, every exchange): for
+/// the test that logging never holds one.
+pub fn run_session_logged(data: &[u8]) -> Option<(SessionOutcome, Vec<Vec<u8>>)> {
+    run_session_with(data, true)
+}
+
+fn run_session_with(data: &[u8], log_payloads: bool) -> Option<(SessionOutcome, Vec<Vec<u8>>)> {
     let (&flags, script) = data.split_first()?;
     let suite = Suite::pick(flags & 31);
     let now = Instant::now();
-    let mut c = new_client(now);
+    let mut c = new_client_logging(now, log_payloads);
     let mut srv = EmuServer::new(suite, flags & 0x40 != 0, flags & 0x20 != 0, now);
     if !srv.send_raw(&mut c, format!("{SERVER_IDENT}\r\n").as_bytes()) || !srv.key_exchange(&mut c) {
         panic!("the initial key exchange with the harness failed: {:?}", c.error());
@@ -317,7 +336,7 @@ pub fn run_session(data: &[u8]) -> Option<SessionOutcome> {
     };
     c.disconnect();
     let _ = srv.client_packets();
-    Some(out)
+    Some((out, std::mem::take(&mut srv.derived)))
 }
 
 /// The client after a real key exchange with the harness's server. Byte 0: bits 0-4 pick the

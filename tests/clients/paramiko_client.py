@@ -7,6 +7,7 @@ paramiko ignores "exit-signal": a command killed by a signal reports exit status
 """
 import argparse
 import base64
+import os
 import sys
 import threading
 
@@ -100,4 +101,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The stdin feeder is a daemon thread that may sit in a read of stdin: leave without the
+    # interpreter's shutdown, which would abort on the stdin lock that thread holds
+    # ("_enter_buffered_busy: could not acquire lock").
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -709,6 +709,16 @@ fn one_inner(ctx: &Ctx, client: Client, case: Case) -> Result<Outcome, String> {
                     .is_some_and(|l| l.contains("kex-strict-s-v00@openssh.com"))
             };
             check(seen, "strict kex not seen in the client's debug output", &r)?;
+            if client == Client::Ssh10 {
+                // OpenSSH 10.0 lists the ML-KEM hybrid first, and the server takes the client's
+                // first choice it offers: the whole ssh-10.0 row runs under it.
+                check(
+                    r.err.contains("kex: algorithm: mlkem768x25519-sha256"),
+                    "ssh 10.0 did not negotiate mlkem768x25519-sha256",
+                    &r,
+                )?;
+                note = "kex mlkem768x25519-sha256".into();
+            }
         }
         Case::Pty => {
             let out = r.stdout();

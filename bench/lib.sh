@@ -234,6 +234,9 @@ client_cmd() {
     # The same program linked against the --features aws-lc build (bench.sh builds it).
     sshbridge-awslc) CLIENT=("$BIN/sshexec-awslc" -p "$port" -l "$BENCH_USER" -i "$BT/id_ed25519"
         -k "$HOSTKEY_PUB" 127.0.0.1 "$cmd") ;;
+    # The Rust API (examples/channels exec: Session::exec, Channel Read/Write), no socketpair.
+    sshbridge-rust) CLIENT=("$BENCH_ROOT/target/release/examples/channels" -p "$port" -l "$BENCH_USER"
+        -i "$BT/id_ed25519" -k "$HOSTKEY_PUB" 127.0.0.1 exec "$cmd") ;;
     ssh10) CLIENT=("$SSH10_BIN" "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     ssh10-x25519) CLIENT=("$SSH10_BIN" -o KexAlgorithms=curve25519-sha256 "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;
     ssh) CLIENT=(ssh "${ssh_opts[@]}" 127.0.0.1 "$cmd") ;;

@@ -3,12 +3,16 @@
 //! ```text
 //! channels -p PORT -l USER -i KEYFILE -k "HOSTKEY" HOST throughput N MIB   # N channels, MIB each
 //! channels -p PORT -l USER -i KEYFILE -k "HOSTKEY" HOST idle N             # RSS per idle channel
+//! channels -p PORT -l USER -i KEYFILE -k "HOSTKEY" HOST exec COMMAND       # like sshexec
 //! ```
 //! `throughput` runs `head -c MIB*2^20 /dev/zero` on N channels at once, one reader thread each,
 //! and prints `channels=N mib_each=M seconds=S aggregate_mib_s=R`. `idle` opens N channels
 //! running `cat` and prints `channels=N rss_before_kib=A rss_after_kib=B per_channel_kib=C`.
+//! `exec` is the bench's "sshbridge (Rust API)" client: its stdin goes to the command (then
+//! EOF), the command's stdout and stderr to its own, and it exits with the command's status
+//! (input first, then output: enough for the bench's transfers, not a general ssh).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Instant;
 
 use sshbridge::{Config, Credential, PrivateKey, Session};
@@ -45,6 +49,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg.host_keys.push(h.parse()?);
     }
     let session = Session::connect((host.as_str(), port), cfg)?;
+    if mode == "exec" {
+        let command = rest.first().ok_or("COMMAND missing")?;
+        let code = exec(&session, command)?;
+        drop(session);
+        std::process::exit(code);
+    }
     let n: usize = rest.first().ok_or("N missing")?.parse()?;
     match mode.as_str() {
         "throughput" => {
@@ -94,4 +104,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown mode {other}").into()),
     }
     Ok(())
+}
+
+/// Run `command`: stdin to it (then EOF), its stdout/stderr to ours; its shell exit code.
+fn exec(session: &Session, command: &str) -> Result<i32, Box<dyn std::error::Error>> {
+    let mut ch = session.exec(command)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let n = stdin.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ch.write_all(buf.get(..n).unwrap_or_default())?;
+    }
+    ch.send_eof()?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let n = ch.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(buf.get(..n).unwrap_or_default())?;
+    }
+    out.flush()?;
+    let mut err = std::io::stderr().lock();
+    loop {
+        let n = ch.read_stderr(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        err.write_all(buf.get(..n).unwrap_or_default())?;
+    }
+    Ok(ch.wait()?.map_or(255, |s| s.shell_code()))
 }

@@ -2,7 +2,8 @@
  * exttest.c — the extended C API (include/sshbridge.h) against the CTest fixture's real sshd
  * and Dropbear (scripts/ctest-servers.sh): options and their refusals, connecting by host
  * name, env and pty, many commands over one sshbridge_conn from 8 threads, a TCP forward,
- * the info line, error classes, the log callback. Every case checks that descriptors and
+ * the info line, error classes, the log callback, a host name with two addresses and the
+ * server on one (dual_stack, under libnss_wrapper). Every case checks that descriptors and
  * threads are back to their counts afterwards.
  *
  * Usage: exttest CASE   (CLITEST1_CONFIG names the fixture's servers.env)
@@ -11,6 +12,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -602,6 +604,152 @@ static int c_strict_kex(void)
     return baseline_again();
 }
 
+/* A host name with two addresses, the server on only one of them: sshbridge_connect tries every
+ * address getaddrinfo returns, in its order. libnss_wrapper (LD_PRELOAD, set by CTest) serves
+ * c-tests/dual-stack.hosts: v6first.sshbridge.test is ::1 then 127.0.0.1, v4first.sshbridge.test
+ * 127.0.0.1 then ::1. The fixture's sshd_split listens on 127.0.0.1:P4 and [::1]:P6 only, so
+ * v6first:P4 and v4first:P6 are refused on the first address and must succeed on the second;
+ * v6first:P6 and v4first:P4 succeed on the first. $SSH_CONNECTION names the address that served. */
+static int resolved_order(const char *name, char *out, size_t cap)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int e = getaddrinfo(name, NULL, &hints, &res);
+    out[0] = '\0';
+    if (e != 0) {
+        snprintf(out, cap, "getaddrinfo: %s", gai_strerror(e));
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        const void *src = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                                                    : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        inet_ntop(ai->ai_family, src, ip, sizeof ip);
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s%s", n ? " " : "", ip);
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* errno of a plain TCP connect to ip:port (0: it connected). */
+static int tcp_probe(const char *ip, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    int fam = strchr(ip, ':') ? AF_INET6 : AF_INET;
+    if (fam == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6, s6->sin6_port = htons((uint16_t)port), sl = sizeof *s6;
+        inet_pton(AF_INET6, ip, &s6->sin6_addr);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET, s4->sin_port = htons((uint16_t)port), sl = sizeof *s4;
+        inet_pton(AF_INET, ip, &s4->sin_addr);
+    }
+    int s = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return errno;
+    int r = connect(s, (struct sockaddr *)&ss, sl) == 0 ? 0 : errno;
+    close(s);
+    return r;
+}
+
+static int nss_wrapper_loaded(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, "libnss_wrapper") != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static int c_dual_stack(void)
+{
+    if (!nss_wrapper_loaded() || !getenv("NSS_WRAPPER_HOSTS")) {
+        printf("SKIP: libnss_wrapper is not preloaded: install it (Debian: libnss-wrapper, scripts/install-deps.sh) and "
+               "re-run cmake, which finds it; CTest then runs this case with LD_PRELOAD=libnss_wrapper.so and "
+               "NSS_WRAPPER_HOSTS=c-tests/dual-stack.hosts\n");
+        return SKIP;
+    }
+    const char *p4s = cfg("SSHD_V4ONLY_PORT"), *p6s = cfg("SSHD_V6ONLY_PORT");
+    if (!p4s || !*p4s || !p6s || !*p6s) {
+        printf("SKIP: no ::1 on lo, so the fixture started no sshd_split (127.0.0.1:P4 and [::1]:P6)\n");
+        return SKIP;
+    }
+    int p4 = atoi(p4s), p6 = atoi(p6s);
+    char order[256];
+    /* The resolver first: nss_wrapper keeps its hosts file open after the first lookup, so the
+     * descriptor baseline is taken again after these two. */
+    CHECK(resolved_order("v6first.sshbridge.test", order, sizeof order) == 0 && strcmp(order, "::1 127.0.0.1") == 0,
+          "v6first.sshbridge.test resolves to \"%s\", want \"::1 127.0.0.1\"", order);
+    CHECK(resolved_order("v4first.sshbridge.test", order, sizeof order) == 0 && strcmp(order, "127.0.0.1 ::1") == 0,
+          "v4first.sshbridge.test resolves to \"%s\", want \"127.0.0.1 ::1\"", order);
+    g_fds = fd_count();
+    g_tasks = task_count();
+    /* Nothing answers on the other address of either port. */
+    int e = tcp_probe("::1", p4);
+    CHECK(e == ECONNREFUSED, "[::1]:%d: %s, want connection refused", p4, e ? strerror(e) : "connected");
+    e = tcp_probe("127.0.0.1", p6);
+    CHECK(e == ECONNREFUSED, "127.0.0.1:%d: %s, want connection refused", p6, e ? strerror(e) : "connected");
+    CHECK(tcp_probe("127.0.0.1", p4) == 0 && tcp_probe("::1", p6) == 0, "sshd_split is not listening");
+
+    static const struct {
+        const char *name, *served_by;
+        int v6port, attempt;
+    } cases[] = {
+        { "v6first.sshbridge.test", "127.0.0.1", 0, 2 }, /* ::1 refused, then 127.0.0.1 */
+        { "v4first.sshbridge.test", "::1", 1, 2 },       /* 127.0.0.1 refused, then ::1 */
+        { "v6first.sshbridge.test", "::1", 1, 1 },
+        { "v4first.sshbridge.test", "127.0.0.1", 0, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int port = cases[i].v6port ? p6 : p4;
+        cyg_dropbear_authenticate a = password_auth();
+        cyg_dropbear_cli_handle h;
+        long t0 = now_ms();
+        CHECK(sshbridge_connect(&h, cases[i].name, port, &a, "echo \"$SSH_CONNECTION\"; exit 3", NULL) == 1,
+              "%s port %d: %s", cases[i].name, port, h.db_error);
+        long took = now_ms() - t0;
+        char info[512];
+        int n = sshbridge_info(&h, info, sizeof info);
+        const char *fp = cfg("SSHD_HOST_RSA_FP");
+        CHECK(n > 0 && strstr(info, "server SSH-2.0-OpenSSH") && fp && strstr(info, fp), "info line \"%s\" (want %s)",
+              info, fp ? fp : "?");
+        char out[256], cip[64] = "", sip[64] = "";
+        int cport = 0, sport = 0;
+        read_all(h.db_stdin_stdout, out, sizeof out);
+        cyg_dropbear_ssh_close(&h, 1);
+        printf("  %s:%d (server on %s only, attempt %d) in %ld ms: SSH_CONNECTION %s", cases[i].name, port,
+               cases[i].served_by, cases[i].attempt, took, out);
+        CHECK(sscanf(out, "%63s %d %63s %d", cip, &cport, sip, &sport) == 4, "SSH_CONNECTION \"%s\"", out);
+        CHECK(strcmp(sip, cases[i].served_by) == 0 && sport == port && strcmp(cip, cases[i].served_by) == 0,
+              "%s:%d served by %s port %d from %s, want %s", cases[i].name, port, sip, sport, cip, cases[i].served_by);
+        CHECK(h.db_exitcode == 3, "exit code %d, want 3", h.db_exitcode);
+        CHECK(sshbridge_error_code(&h) == SSHBRIDGE_OK, "error code %d after success", sshbridge_error_code(&h));
+    }
+    /* Neither address answers: every one tried, the error names the last. */
+    static const struct {
+        const char *name, *last;
+    } closed[] = { { "v6first.sshbridge.test", "127.0.0.1:1" }, { "v4first.sshbridge.test", "[::1]:1" } };
+    for (size_t i = 0; i < sizeof closed / sizeof closed[0]; i++) {
+        cyg_dropbear_authenticate a = password_auth();
+        cyg_dropbear_cli_handle h;
+        CHECK(sshbridge_connect(&h, closed[i].name, 1, &a, "true", NULL) == 0, "%s port 1 connected", closed[i].name);
+        printf("  %s:1: %s\n", closed[i].name, h.db_error);
+        CHECK(sshbridge_error_code(&h) == SSHBRIDGE_E_CONNECT && strstr(h.db_error, closed[i].last),
+              "%s port 1: code %d \"%s\", want SSHBRIDGE_E_CONNECT naming %s", closed[i].name, sshbridge_error_code(&h),
+              h.db_error, closed[i].last);
+    }
+    return baseline_again();
+}
+
 struct tcase {
     const char *name;
     int (*fn)(void);
@@ -611,7 +759,7 @@ static const struct tcase CASES[] = {
     { "options_refused", c_options_refused }, { "hostname_info", c_hostname_info }, { "env_pty", c_env_pty },
     { "conn_many", c_conn_many },             { "conn_forward", c_conn_forward },   { "error_codes", c_error_codes },
     { "log", c_log },                         { "known_hosts", c_known_hosts },     { "identity", c_identity },
-    { "keepalive", c_keepalive },             { "strict_kex", c_strict_kex },
+    { "keepalive", c_keepalive },             { "strict_kex", c_strict_kex },       { "dual_stack", c_dual_stack },
 };
 
 int main(int argc, char **argv)
@@ -629,7 +777,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
         if (strcmp(CASES[i].name, argv[1]) == 0) {
             int rc = CASES[i].fn();
-            printf("%s exttest.%s\n", rc == 0 ? "PASS" : "FAIL", argv[1]);
+            printf("%s exttest.%s\n", rc == 0 ? "PASS" : rc == SKIP ? "SKIP" : "FAIL", argv[1]);
             return rc;
         }
     fprintf(stderr, "unknown case %s\n", argv[1]);

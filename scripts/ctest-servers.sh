@@ -14,6 +14,10 @@
 #     `PubkeyAcceptedAlgorithms +ssh-dss,ssh-rsa`, MaxStartups 200 (50 parallel logins),
 #     RekeyLimit 256K (the 1 MiB transfers re-exchange keys several times);
 #   * Dropbear with fresh RSA and DSS host keys on another free port, same addresses;
+#   * (when lo has ::1) a second sshd, "sshd_split", same host keys and settings, listening on
+#     two other free ports: P4 on 127.0.0.1 only and P6 on [::1] only, so that nothing answers
+#     on [::1]:P4 or 127.0.0.1:P6 (exttest.dual_stack: a name with both addresses must reach
+#     it whichever address comes first);
 #   * fresh RSA and DSA user keys made by dropbearkey (Dropbear's binary format, what eCos'
 #     privatekey2c embeds), plus an OpenSSH-format copy of the RSA key; their public lines
 #     (comment "sshb-ctest-pid<sshd pid>-...") are added to ~sshbtest/.ssh/authorized_keys
@@ -103,22 +107,34 @@ listening() {
 }
 
 # start_server NAME CMD... — CMD contains the literal word @PORT@; tries new ports on a lost
-# race. Sets SERVER_PID and SERVER_PORT.
+# race. Sets SERVER_PID and SERVER_PORT. If CMD also contains @PORT6@, the server is to listen
+# on 127.0.0.1:@PORT@ and [::1]:@PORT6@ only (a second free port, set in SERVER_PORT6).
 start_server() {
-    local name=$1 attempt port pid i
+    local name=$1 attempt port port6= pid i split=0
     shift
     local addrs=(127.0.0.1)
     have_ipv6 && addrs+=('[::1]')
+    [[ "$*" == *@PORT6@* ]] && split=1
     for attempt in 1 2 3 4 5; do
         port=$(free_port)
+        if ((split)); then
+            port6=$(free_port)
+            [[ $port6 != "$port" ]] || continue
+        fi
         local cmd=("${@//@PORT@/$port}")
+        cmd=("${cmd[@]//@PORT6@/$port6}")
         # New session (own process group), no terminal, output to its log: ctest must not
         # wait for it, and stop can find everything it forks.
         setsid "${cmd[@]}" </dev/null >>"$STATE/$name.log" 2>&1 &
         pid=$!
         for ((i = 0; i < 500; i++)); do
             pid_alive "$pid" || break
-            if listening "$pid" "$port" "${addrs[@]}"; then
+            if ((split)) && listening "$pid" "$port" 127.0.0.1 && listening "$pid" "$port6" '[::1]'; then
+                echo "$pid" >"$STATE/$name.pid"
+                SERVER_PID=$pid SERVER_PORT=$port SERVER_PORT6=$port6
+                log "$name listening on 127.0.0.1 port $port and [::1] port $port6 (pid $pid)"
+                return 0
+            elif ((!split)) && listening "$pid" "$port" "${addrs[@]}"; then
                 echo "$pid" >"$STATE/$name.pid"
                 SERVER_PID=$pid SERVER_PORT=$port
                 log "$name listening on port $port (pid $pid)"
@@ -178,7 +194,7 @@ edit_authorized_keys() {
 stop() {
     local name pid victims sshd_pid=
     [[ -d $STATE ]] || return 0
-    for name in sshd dropbear; do
+    for name in sshd dropbear sshd_split; do
         [[ -f $STATE/$name.pid ]] || continue
         pid=$(<"$STATE/$name.pid")
         [[ $name == sshd ]] && sshd_pid=$pid
@@ -279,6 +295,27 @@ EOF
     start_server dropbear "$DROPBEAR" "${dargs[@]}"
     local db_port=$SERVER_PORT
 
+    # sshd_split (exttest.dual_stack): the same settings and host keys, 127.0.0.1:P4 and
+    # [::1]:P6 only. Password logins only (no authorized_keys lines of its own).
+    local split4= split6=
+    if ((v6)); then
+        local scfg=$STATE/sshd_split_config
+        {
+            grep -vE '^(Port|ListenAddress|PidFile) ' "$cfg.in"
+            echo "ListenAddress 127.0.0.1:@PORT@"
+            echo "ListenAddress [::1]:@PORT6@"
+            echo "PidFile $STATE/sshd_split.pidfile"
+        } >"$scfg.in"
+        cat >"$STATE/run-sshd-split.sh" <<EOF
+#!/bin/sh
+sed -e "s/@PORT@/\$1/" -e "s/@PORT6@/\$2/" '$scfg.in' >'$scfg'
+exec $SSHD -D -e -f '$scfg' -E '$STATE/sshd_split.log'
+EOF
+        chmod 755 "$STATE/run-sshd-split.sh"
+        start_server sshd_split "$STATE/run-sshd-split.sh" @PORT@ @PORT6@
+        split4=$SERVER_PORT split6=$SERVER_PORT6
+    fi
+
     # User keys → authorized_keys (comment names the sshd pid: stale once it is gone).
     local rsa_pub dsa_pub
     rsa_pub=$(pub_of "$STATE/id_rsa")
@@ -314,6 +351,10 @@ $dsa_pub $TAG$sshd_pid-dsa"
         echo "DROPBEAR_HOST_DSA_KEY_PUB='$d_dsa'"
         echo "DROPBEAR_HOST_RSA_FP='$(fp_of "$d_rsa")'"
         echo "DROPBEAR_HOST_DSA_FP='$(fp_of "$d_dsa")'"
+        # sshd_split (same host keys as sshd); empty without ::1 on lo.
+        echo "SSHD_V4ONLY_PORT='$split4'"
+        echo "SSHD_V6ONLY_PORT='$split6'"
+        echo "SSHD_SPLIT_LOG='$STATE/sshd_split.log'"
     } >"$STATE/servers.env.tmp"
     chmod 644 "$STATE/servers.env.tmp"
     mv -f "$STATE/servers.env.tmp" "$STATE/servers.env"

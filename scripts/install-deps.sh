@@ -3,7 +3,8 @@
 #
 # Idempotent; meant to run as root (as CI does). When not root it uses sudo if available.
 #   * installs the Debian packages the tests and benchmarks need (apt-get update only when
-#     something is missing);
+#     something is missing); libnss-wrapper gives exttest.dual_stack a host name with two
+#     addresses (LD_PRELOAD=libnss_wrapper.so, NSS_WRAPPER_HOSTS);
 #   * never leaves a system sshd/dropbear running that this script caused to start;
 #   * creates the test account `sshbtest` (password login enabled) and its ~/.ssh;
 #   * creates /run/sshd (sshd's privilege-separation directory);
@@ -28,6 +29,7 @@ readonly PACKAGES=(
     openssh-server openssh-client dropbear-bin tinysshd ucspi-tcp
     cmake libssh2-1-dev valgrind pkg-config cbindgen
     putty-tools libssh-dev python3-venv git
+    libnss-wrapper
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -5,8 +5,10 @@
 //! that is missing). Build with `--features aws-lc` to compare RustCrypto with AWS-LC.
 //!
 //! ```text
-//! cargo run --release --features aws-lc --example cipher_bench [MIB]
+//! cargo run --release --features aws-lc --example cipher_bench [MIB [CIPHER...]]
 //! ```
+//! Naming ciphers (`aes128-gcm@openssh.com`) or backends (`RustCrypto`, `AwsLc`) after MIB runs
+//! only those, to profile one at a time.
 //! One line per cipher and backend:
 //! `cipher=aes128-gcm@openssh.com backend=AwsLc seal_mib_s=... open_mib_s=... seal_cpu_s_per_gib=... open_cpu_s_per_gib=...`
 
@@ -79,8 +81,14 @@ fn run(cipher: Cipher, backend: Backend, mib: usize) -> Result<(f64, f64), Strin
 
 fn main() -> Result<(), String> {
     let mib: usize = std::env::args().nth(1).map_or(Ok(1024), |a| a.parse()).map_err(|e| format!("MIB: {e}"))?;
-    for cipher in [Cipher::Aes128Gcm, Cipher::Aes256Gcm, Cipher::Chacha20Poly1305] {
-        for &backend in Backend::ALL {
+    let only: Vec<String> = std::env::args().skip(2).collect();
+    let ciphers = [Cipher::Aes128Gcm, Cipher::Aes256Gcm, Cipher::Chacha20Poly1305];
+    let backend_named = |b: &Backend| only.contains(&format!("{b:?}"));
+    let cipher_named = |c: &Cipher| only.contains(&c.to_string());
+    let any_backend = !Backend::ALL.iter().any(backend_named);
+    let any_cipher = !ciphers.iter().any(cipher_named);
+    for cipher in ciphers.into_iter().filter(|c| any_cipher || cipher_named(c)) {
+        for &backend in Backend::ALL.iter().filter(|b| any_backend || backend_named(b)) {
             let (seal, open) = run(cipher, backend, mib)?;
             let gib = mib as f64 / 1024.0;
             println!(

@@ -10,6 +10,7 @@ mod data;
 
 use std::collections::VecDeque;
 
+use super::{Buffered, Deliver};
 use crate::error::{sanitize, Error};
 use crate::msg::Msg;
 use crate::transport::Transport;
@@ -228,8 +229,14 @@ impl Channel {
         ch
     }
 
-    /// Handle a connection-protocol message addressed to this channel.
+    /// Handle a connection-protocol message addressed to this channel (received data is
+    /// buffered).
     pub fn handle(&mut self, m: Msg<'_>, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
+        self.handle_to(m, t, &mut Buffered)
+    }
+
+    /// `handle`, offering received data to `deliver` first (`Deliver`).
+    pub fn handle_to(&mut self, m: Msg<'_>, t: &mut Transport, deliver: &mut dyn Deliver) -> Result<Option<ChannelEvent>, Error> {
         if self.state == ChanState::Closed {
             // RFC 4254 section 5.3: nothing is expected after CLOSE; late messages are dropped.
             return Ok(None);
@@ -282,11 +289,11 @@ impl Channel {
                     .ok_or_else(|| Error::protocol("WINDOW_ADJUST makes the window exceed 2^32-1"))?;
                 Ok(None)
             }
-            Msg::ChannelData { data, .. } => self.on_data(data, Sink::Stdout, t),
+            Msg::ChannelData { data, .. } => self.on_data(data, Sink::Stdout, t, deliver),
             Msg::ChannelExtendedData { code, data, .. } => {
                 // A client's extended data has no reader on a server (OpenSSH ignores it too).
                 let sink = if code == 1 && !self.serve_requests { Sink::Stderr } else { Sink::Discard };
-                self.on_data(data, sink, t)
+                self.on_data(data, sink, t, deliver)
             }
             Msg::ChannelEof { .. } => {
                 let first = !self.eof_received;
@@ -517,7 +524,7 @@ mod tests {
         Transport::new(Preferences::default(), HostKeyCheck::default(), RekeyLimits::default(), Box::new(TestRng::new(3)), Instant::now())
     }
 
-    fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
+    pub(super) fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
         let mut t = transport();
         let mut ch = Channel::open(0, &OpenKind::Session, Some(Request::Exec(b"cmd".to_vec())), &mut t);
         assert_eq!(ch.state, ChanState::Opening);

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::client::{Client, Phase};
+use crate::connection::{ChannelId, Deliver};
 use crate::error::Error;
 use crate::runtime::known_hosts;
 use crate::runtime::sys::{self, Ready};
@@ -58,6 +59,11 @@ pub trait Endpoint: Send + 'static {
     fn input_space(&mut self, min: usize) -> &mut [u8];
     /// `n` bytes arrived in the last `input_space` (errors stay in the core: `error`).
     fn input_read(&mut self, n: usize, now: Instant);
+    /// `input_read`, offering received channel data to `deliver` before the core buffers it.
+    fn input_read_to(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) {
+        let _ = deliver;
+        self.input_read(n, now);
+    }
     /// Whether to read the network now (a server waiting for the application reads no more).
     fn wants_input(&self) -> bool {
         true
@@ -100,6 +106,9 @@ impl Endpoint for Client {
     }
     fn input_read(&mut self, n: usize, now: Instant) {
         let _ = Client::input_read(self, n, now);
+    }
+    fn input_read_to(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) {
+        let _ = Client::input_read_to(self, n, now, deliver);
     }
     fn fail(&mut self, e: Error) {
         Client::fail(self, e)
@@ -148,6 +157,21 @@ pub trait Bridge<E = Client>: Send {
     /// The earliest time it needs a pass without any descriptor being ready.
     fn deadline(&self) -> Option<Instant> {
         None
+    }
+    /// Data of channel `id` just decrypted, offered before the core buffers it (`Deliver`):
+    /// `None` if the channel is not this bridge's, else how much it wrote out (never blocking).
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> Option<usize> {
+        let _ = (id, stderr, data);
+        None
+    }
+}
+
+/// The bridges as the core's direct destination for received data.
+struct ToBridges<'a, E>(&'a mut [Box<dyn Bridge<E>>]);
+
+impl<E> Deliver for ToBridges<'_, E> {
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> usize {
+        self.0.iter_mut().find_map(|b| b.offer(id, stderr, data)).unwrap_or(0)
     }
 }
 
@@ -421,7 +445,8 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
                         break;
                     }
                     Ok(n) => {
-                        core.ep.input_read(n, Instant::now());
+                        // Channel data may go straight to a bridge's descriptor (issue 16).
+                        core.ep.input_read_to(n, Instant::now(), &mut ToBridges(&mut bridges));
                         if !core.ep.wants_input() {
                             break;
                         }

@@ -44,8 +44,8 @@ pub struct Shared {
 }
 
 
-/// One direction of remote output toward the application, written straight from the
-/// channel's buffer (no copy in between).
+/// One direction of remote output toward the application: written as it is decrypted when the
+/// socket takes it (`offer`), else from the channel's buffer (`pump`, no copy in between).
 struct Outflow {
     sock: UnixStream,
     stderr: bool,
@@ -94,6 +94,33 @@ impl Outflow {
                     // command is not stuck and its exit status still arrives.
                     self.broken = true;
                     progress = true;
+                }
+            }
+        }
+    }
+
+    /// Write data just received, whose channel buffer is empty, straight to the socket (issue
+    /// 16: no stop in the buffer); returns how much went. What did not is buffered by the
+    /// channel and goes out with `pump` (or is discarded there once nobody reads).
+    fn offer(&mut self, data: &[u8]) -> usize {
+        if self.broken || self.shut {
+            return 0;
+        }
+        loop {
+            match self.sock.write(data) {
+                Ok(n) => {
+                    self.pending |= n < data.len();
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending = true;
+                    return 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // Nobody reads: `pump` discards from now on (as it does on this error).
+                    self.broken = true;
+                    return 0;
                 }
             }
         }
@@ -316,6 +343,13 @@ impl Bridge for StdioBridge {
             self.err_hup = true;
             self.err.broken = true;
         }
+    }
+
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> Option<usize> {
+        if id != self.id {
+            return None;
+        }
+        Some(if stderr { self.err.offer(data) } else { self.out.offer(data) })
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -3,12 +3,23 @@
 //! (cut to the peer's window and maximum packet).
 
 use super::{ChanState, Channel, ChannelEvent, Sink, MAX_PACKET, MAX_SEND_CHUNK, WINDOW};
+use crate::connection::Deliver;
 use crate::error::Error;
 use crate::msg::Msg;
 use crate::transport::Transport;
 
 impl Channel {
-    pub(super) fn on_data(&mut self, data: &[u8], sink: Sink, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
+    /// CHANNEL_DATA or EXTENDED_DATA for this channel: checked against our window, then offered
+    /// to `deliver` when nothing older of that stream is buffered (order is kept), and what it
+    /// did not take is buffered. Taken bytes count as consumed: they reopen the window as read
+    /// ones do.
+    pub(super) fn on_data(
+        &mut self,
+        data: &[u8],
+        sink: Sink,
+        t: &mut Transport,
+        deliver: &mut dyn Deliver,
+    ) -> Result<Option<ChannelEvent>, Error> {
         let len = u32::try_from(data.len()).map_err(|_| Error::protocol("data too long"))?;
         if len > MAX_PACKET {
             return Err(Error::protocol(format!("peer sent {len} bytes in one packet, more than our maximum of {MAX_PACKET}")));
@@ -20,14 +31,30 @@ impl Channel {
             )));
         }
         self.local_window -= len;
-        match sink {
+        let stderr = match sink {
             // Data after EOF breaks RFC 4254 section 5.3, and extended data of unknown types
             // has no reader: drop both but keep the window moving.
-            _ if self.eof_received => self.ack(len, t),
-            Sink::Discard => self.ack(len, t),
-            Sink::Stdout => self.stdout.extend(data),
-            Sink::Stderr => self.stderr.extend(data),
+            _ if self.eof_received => return self.dropped(len, t),
+            Sink::Discard => return self.dropped(len, t),
+            Sink::Stdout => false,
+            Sink::Stderr => true,
+        };
+        let queued = if stderr { self.stderr.len() } else { self.stdout.len() };
+        let taken = if queued == 0 { deliver.offer(self.local_id, stderr, data).min(data.len()) } else { 0 };
+        if taken > 0 {
+            self.ack(taken as u32, t);
         }
+        let rest = data.get(taken..).unwrap_or_default();
+        if stderr {
+            self.stderr.extend(rest);
+        } else {
+            self.stdout.extend(rest);
+        }
+        Ok(None)
+    }
+
+    fn dropped(&mut self, len: u32, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
+        self.ack(len, t);
         Ok(None)
     }
 
@@ -128,5 +155,87 @@ impl Channel {
             self.stdout.clear();
         }
         self.ack(n as u32, t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::started;
+    use super::*;
+    use crate::connection::ChannelId;
+
+    /// A direct destination that takes at most `take` bytes per offer and records what it got.
+    struct Partial {
+        take: usize,
+        got: Vec<(ChannelId, bool, Vec<u8>)>,
+    }
+
+    impl Deliver for Partial {
+        fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> usize {
+            let n = data.len().min(self.take);
+            self.got.push((id, stderr, data[..n].to_vec()));
+            n
+        }
+    }
+
+    /// Every byte the peer sent is in our window, given back, or still buffered.
+    fn window_holds(ch: &Channel) {
+        assert_eq!(ch.local_window as usize + ch.unacked as usize + ch.stdout_len() + ch.stderr_len(), WINDOW as usize);
+    }
+
+    #[test]
+    fn direct_delivery_keeps_order_and_window_when_the_sink_takes_part() {
+        let (mut ch, mut t) = started(1000, 100);
+        let mut sink = Partial { take: 30, got: Vec::new() };
+        let a: Vec<u8> = (0..100).collect();
+        let b: Vec<u8> = (100..150).collect();
+        ch.handle_to(Msg::ChannelData { recipient: 0, data: &a }, &mut t, &mut sink).unwrap();
+        // 30 bytes went straight out; 70 wait, counted as not consumed.
+        assert_eq!(sink.got, vec![(0, false, a[..30].to_vec())]);
+        assert_eq!((ch.stdout_len(), ch.unacked), (70, 30));
+        window_holds(&ch);
+        // Older bytes are buffered: the next packet is not offered, it queues behind them.
+        ch.handle_to(Msg::ChannelData { recipient: 0, data: &b }, &mut t, &mut sink).unwrap();
+        assert_eq!(sink.got.len(), 1);
+        assert_eq!(ch.stdout_len(), 120);
+        window_holds(&ch);
+        // stderr is a stream of its own: offered, since nothing of it is buffered.
+        ch.handle_to(Msg::ChannelExtendedData { recipient: 0, code: 1, data: b"err!" }, &mut t, &mut sink).unwrap();
+        assert_eq!(sink.got.last(), Some(&(0, true, b"err!".to_vec())));
+        assert_eq!(ch.stderr_len(), 0);
+        window_holds(&ch);
+        let mut buf = vec![0u8; 200];
+        let n = ch.read(false, &mut buf, &mut t);
+        let mut all = sink.got[0].2.clone();
+        all.extend_from_slice(&buf[..n]);
+        let sent: Vec<u8> = a.iter().chain(&b).copied().collect();
+        assert_eq!(all, sent, "delivered then buffered bytes come out in the order sent");
+        window_holds(&ch);
+        // Once the buffer is empty, direct delivery resumes.
+        ch.handle_to(Msg::ChannelData { recipient: 0, data: &b }, &mut t, &mut sink).unwrap();
+        assert_eq!(sink.got.len(), 3);
+        window_holds(&ch);
+    }
+
+    #[test]
+    fn directly_delivered_bytes_reopen_the_window() {
+        let (mut ch, mut t) = started(1000, 100);
+        // The sink takes everything: a whole window goes through without anything buffered,
+        // and the window adjustments keep the peer sending.
+        let mut sink = Partial { take: usize::MAX, got: Vec::new() };
+        let chunk = vec![5u8; MAX_PACKET as usize];
+        for _ in 0..(3 * WINDOW / MAX_PACKET) {
+            ch.handle_to(Msg::ChannelData { recipient: 0, data: &chunk }, &mut t, &mut sink).unwrap();
+            assert_eq!(ch.stdout_len(), 0);
+            window_holds(&ch);
+        }
+        let adjusts = t.queued_payloads().iter().filter(|p| matches!(Msg::decode(p), Ok(Msg::ChannelWindowAdjust { .. }))).count();
+        assert!(adjusts >= 8, "{adjusts} window adjustments for three windows of data");
+        // After EOF, data is dropped, not offered (RFC 4254 section 5.3).
+        ch.handle(Msg::ChannelEof { recipient: 0 }, &mut t).unwrap();
+        let before = sink.got.len();
+        ch.handle_to(Msg::ChannelData { recipient: 0, data: b"late" }, &mut t, &mut sink).unwrap();
+        assert_eq!((sink.got.len(), ch.stdout_len()), (before, 0));
+        window_holds(&ch);
     }
 }

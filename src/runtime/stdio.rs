@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::runtime::driver::{Bridge, Pass, Step, MAX_QUEUED};
 use crate::runtime::sys::Ready;
 
-/// Largest read from the application in one step (split into packets by the channel).
+/// Largest read from the application in one step (one packet, read straight into it).
 const APP_READ: usize = 32 * 1024;
 /// After close(h, 0), how long the worker keeps trying to say goodbye.
 const DETACHED_GRACE: Duration = Duration::from_secs(5);
@@ -259,15 +259,22 @@ impl Bridge for StdioBridge {
             if room == 0 {
                 break;
             }
-            match self.out.sock.read(self.ibuf.get_mut(..room).unwrap_or_default()) {
+            // Read straight into the packet being built (issue 16): no copy of the data.
+            let sock = &mut self.out.sock;
+            let mut got = None;
+            client.send_data_with(id, room, |buf| {
+                let r = sock.read(buf);
+                let n = r.as_ref().map_or(0, |&n| n);
+                got = Some(r);
+                n
+            });
+            let Some(r) = got else { break };
+            match r {
                 Ok(0) => {
                     self.app_eof = true;
                     client.send_eof(id);
                 }
-                Ok(n) => {
-                    let sent = client.send_data(id, self.ibuf.get(..n).unwrap_or_default());
-                    debug_assert_eq!(sent, n);
-                }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if matches!(self.close, Some(CloseMode::Wait(_))) {
                         // close() was called after the application's last write, so all of its

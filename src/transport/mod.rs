@@ -359,6 +359,12 @@ impl Transport {
         for p in parts {
             self.out.extend_from_slice(p);
         }
+        self.seal_finish(start, len);
+    }
+
+    /// Pad, encrypt and count the packet whose payload (`len` bytes) follows `out[start..]`'s
+    /// header (`Sealer::begin`).
+    fn seal_finish(&mut self, start: usize, len: usize) {
         let mut pad = PadSource { pool: &mut self.pad_pool, rng: self.rng.as_mut() };
         self.sealer.finish(self.tx_seq, &mut pad, &mut self.out, start);
         self.tx_seq = self.tx_seq.wrapping_add(1);
@@ -396,6 +402,45 @@ impl Transport {
         if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
             self.send_kexinit();
         }
+    }
+
+    /// Send CHANNEL_DATA whose data `fill` writes straight into the packet being built (issue
+    /// 16: no copy on upload): `fill` gets up to `max` bytes of the packet's payload area and
+    /// returns how many it wrote; the header is written, the packet padded and sealed in place.
+    /// Nothing is sent when it returns 0. The caller keeps within the peer's window and maximum
+    /// packet (`Channel::send_data_with`). Returns the bytes sent.
+    pub fn send_channel_data_with(&mut self, recipient: u32, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        if !(self.can_send() && self.queued.is_empty()) {
+            // Not while a key exchange holds the line: built apart and queued like `send`.
+            let mut data = vec![0u8; max];
+            let n = fill(&mut data).min(max);
+            if n > 0 {
+                self.send_channel_data(recipient, data.get(..n).unwrap_or_default());
+            }
+            return n;
+        }
+        let start = self.sealer.begin(&mut self.out, max.saturating_add(9));
+        let [r0, r1, r2, r3] = recipient.to_be_bytes();
+        self.out.extend_from_slice(&[msg::CHANNEL_DATA, r0, r1, r2, r3, 0, 0, 0, 0]);
+        let data_at = self.out.len();
+        self.out.resize(data_at.saturating_add(max), 0);
+        let n = fill(self.out.get_mut(data_at..).unwrap_or_default()).min(max);
+        if n == 0 {
+            self.out.truncate(start);
+            return 0;
+        }
+        self.out.truncate(data_at.saturating_add(n));
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        if let Some(l) = self.out.get_mut(data_at.saturating_sub(4)..data_at) {
+            l.copy_from_slice(&n32.to_be_bytes());
+        }
+        let payload_at = start.saturating_add(5);
+        crate::logging::packet("send", self.tx_seq, &[self.out.get(payload_at..).unwrap_or_default()], self.log_payloads);
+        self.seal_finish(start, n.saturating_add(9));
+        if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
+            self.send_kexinit();
+        }
+        n
     }
 
     fn volume_limit_reached(&self) -> bool {

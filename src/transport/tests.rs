@@ -76,6 +76,52 @@ fn channel_data_built_in_place_equals_the_encoded_message() {
 }
 
 #[test]
+fn channel_data_filled_in_place_equals_the_copied_packet() {
+    let mut a = transport();
+    let mut b = transport();
+    for t in [&mut a, &mut b] {
+        t.out.clear();
+        t.out_start = 0;
+        t.kex = KexState::Idle;
+        t.session_id = Some(vec![1; 32]);
+    }
+    let data: Vec<u8> = (0..20000u32).map(|i| (i * 7) as u8).collect();
+    // The filler is offered more room than it uses: the header says what it wrote.
+    let n = a.send_channel_data_with(3, 32768, |buf| {
+        assert_eq!(buf.len(), 32768);
+        buf[..data.len()].copy_from_slice(&data);
+        data.len()
+    });
+    assert_eq!(n, data.len());
+    b.send_channel_data(3, &data);
+    assert_eq!(a.output(), b.output());
+    assert_eq!((a.tx_seq, a.since_kex_bytes), (b.tx_seq, b.since_kex_bytes));
+    // Nothing written: no packet, the output is as it was.
+    let before = a.output().to_vec();
+    assert_eq!(a.send_channel_data_with(3, 100, |_| 0), 0);
+    assert_eq!((a.output(), a.tx_seq), (&before[..], b.tx_seq));
+    // A filler that claims more than its room sends only the room.
+    assert_eq!(a.send_channel_data_with(3, 10, |buf| buf.len() + 5), 10);
+}
+
+#[test]
+fn channel_data_filled_during_a_key_exchange_is_queued_not_sealed() {
+    let mut t = transport();
+    t.session_id = Some(vec![1; 32]);
+    t.kex = KexState::SentInit { ours: Vec::new() };
+    assert!(!t.can_send());
+    let out_before = t.output().len();
+    let n = t.send_channel_data_with(4, 50, |buf| {
+        buf[..5].copy_from_slice(b"hello");
+        5
+    });
+    assert_eq!(n, 5);
+    assert_eq!(t.output().len(), out_before, "nothing sealed while the exchange runs");
+    let q = t.queued_payloads();
+    assert_eq!(q, vec![Msg::ChannelData { recipient: 4, data: b"hello" }.encode()]);
+}
+
+#[test]
 fn padding_pool_hands_out_fresh_bytes_and_refills() {
     let mut pool = PadPool::default();
     let mut rng = TestRng::new(9);

@@ -90,6 +90,21 @@ impl Channel {
         self.send_chunks(data, t, |t, recipient, chunk| t.send_channel_data(recipient, chunk))
     }
 
+    /// Send one CHANNEL_DATA packet whose data `fill` writes in place (`Transport::
+    /// send_channel_data_with`): it is offered up to `max` bytes, no more than the peer's
+    /// window and maximum packet allow, and returns how many it wrote. `fill` is not called
+    /// when nothing may be sent (`writable` is 0). Returns the bytes sent.
+    pub fn send_data_with(&mut self, max: usize, t: &mut Transport, fill: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        let room = self.writable(t);
+        let n = max.min(room).min(self.remote_max_packet.min(MAX_SEND_CHUNK) as usize);
+        if n == 0 {
+            return 0;
+        }
+        let sent = t.send_channel_data_with(self.remote_id, n, fill).min(n);
+        self.remote_window -= sent as u32;
+        sent
+    }
+
     /// Cut `data` into packets within the peer's window and maximum packet; `send` emits one.
     fn send_chunks(&mut self, data: &[u8], t: &mut Transport, send: impl Fn(&mut Transport, u32, &[u8])) -> usize {
         let mut sent = 0usize;

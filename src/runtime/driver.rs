@@ -56,8 +56,10 @@ pub trait Endpoint: Send + 'static {
     fn output(&self) -> &[u8];
     fn consume_output(&mut self, n: usize);
     fn output_len(&self) -> usize;
-    fn input_space(&mut self, min: usize) -> &mut [u8];
-    /// `n` bytes arrived in the last `input_space` (errors stay in the core: `error`).
+    /// Space for up to `max` network bytes, never empty (shorter when the partial packet in the
+    /// core's buffer ends sooner: reading just its rest saves moving it).
+    fn read_space(&mut self, max: usize) -> &mut [u8];
+    /// `n` bytes arrived in the last `read_space` (errors stay in the core: `error`).
     fn input_read(&mut self, n: usize, now: Instant);
     /// `input_read`, offering received channel data to `deliver` before the core buffers it.
     fn input_read_to(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) {
@@ -101,8 +103,8 @@ impl Endpoint for Client {
     fn output_len(&self) -> usize {
         Client::output_len(self)
     }
-    fn input_space(&mut self, min: usize) -> &mut [u8] {
-        Client::input_space(self, min)
+    fn read_space(&mut self, max: usize) -> &mut [u8] {
+        Client::read_space(self, max)
     }
     fn input_read(&mut self, n: usize, now: Instant) {
         let _ = Client::input_read(self, n, now);
@@ -436,8 +438,9 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
         if !core.net_dead && core.ep.wants_input() && (at(1).read || at(1).hup) {
             loop {
                 // Straight into the transport's input buffer: no copy before decryption.
-                let space = core.ep.input_space(net_read);
-                match sock.read(space.get_mut(..net_read).unwrap_or_default()) {
+                let space = core.ep.read_space(net_read);
+                let asked = space.len().min(net_read);
+                match sock.read(space.get_mut(..asked).unwrap_or_default()) {
                     Ok(0) => {
                         let peer = core.ep.peer();
                         core.ep.fail(Error::ConnectionClosed(format!("{peer} closed the connection")));
@@ -450,10 +453,12 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
                         if !core.ep.wants_input() {
                             break;
                         }
-                        if n < net_read {
+                        if n < asked {
                             break;
                         }
-                        net_read = (net_read * 2).min(NET_READ_MAX);
+                        if asked == net_read {
+                            net_read = (net_read * 2).min(NET_READ_MAX);
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -31,6 +31,14 @@ use crate::trust::Decision;
 use ident::{IdentReader, IdentResult, CLIENT_IDENT};
 pub use negotiate::Negotiated;
 
+/// How far past twice a read `read_space` may grow the input buffer to take the rest of a
+/// packet without moving it: one packet of the largest size we accept in data (32 KiB plus
+/// header, padding and tag).
+const READ_TO_END_SLACK: usize = 36 * 1024;
+/// Reads of at least this much (the driver's largest) mean bulk data: `read_space` keeps room
+/// for two of them.
+const BULK_READ: usize = 64 * 1024;
+
 /// Our identification line (both roles), without CR LF.
 pub(crate) const OUR_IDENT: &str = CLIENT_IDENT;
 
@@ -122,6 +130,8 @@ pub struct Transport {
     inbuf: Vec<u8>,
     in_start: usize,
     in_end: usize,
+    /// Bytes from `in_start` the packet there needs in full (when the last `poll` wanted more).
+    in_need: usize,
     out: Vec<u8>,
     /// Bytes of `out` already written to the network.
     out_start: usize,
@@ -216,6 +226,7 @@ impl Transport {
             inbuf: Vec::new(),
             in_start: 0,
             in_end: 0,
+            in_need: 0,
             out: Vec::with_capacity(4096),
             out_start: 0,
             opener: Opener::plaintext(),
@@ -537,6 +548,33 @@ impl Transport {
         self.inbuf.get_mut(self.in_end..).unwrap_or_default()
     }
 
+    /// Space to read up to `max` network bytes into directly: never empty, shorter than `max`
+    /// when the packet that is partly in already ends sooner. Rather than moving that partial
+    /// packet to the front of the buffer when the room behind it runs short (`input_space`), its
+    /// rest is read into that room, so the buffer then empties and starts over: no copy (issue
+    /// 16). For that, the buffer of a connection moving bulk data (reads of `BULK_READ`) holds
+    /// two reads, and may grow by one large packet more.
+    pub fn read_space(&mut self, max: usize) -> &mut [u8] {
+        let max = max.max(1);
+        let room = self.inbuf.len().saturating_sub(self.in_end);
+        let end = self.in_start.saturating_add(self.in_need);
+        let cap = max.saturating_mul(2).saturating_add(READ_TO_END_SLACK);
+        if self.in_start > 0 && self.in_start < self.in_end && room < max && self.in_need > self.buffered_input() && end <= self.inbuf.len().max(cap) {
+            if self.inbuf.len() < end {
+                self.inbuf.resize(end, 0);
+            }
+            return self.inbuf.get_mut(self.in_end..end).unwrap_or_default();
+        }
+        if self.in_start == self.in_end && max >= BULK_READ && self.inbuf.len() < max.saturating_mul(2) {
+            // Bulk data: room for two full reads before the rest of a packet needs reading on
+            // its own (idle sessions, reading less, keep their small buffers).
+            self.inbuf.resize(max.saturating_mul(2), 0);
+        }
+        let space = self.input_space(max);
+        let n = space.len().min(max);
+        space.get_mut(..n).unwrap_or_default()
+    }
+
     /// `n` bytes were written at the start of the last `input_space`.
     pub fn commit_input(&mut self, n: usize) {
         self.in_end = self.in_end.saturating_add(n).min(self.inbuf.len());
@@ -595,9 +633,13 @@ impl Transport {
         loop {
             let input = self.inbuf.get_mut(self.in_start..self.in_end).unwrap_or_default();
             let (consumed, range) = match self.opener.open(self.rx_seq, input)? {
-                Opened::NeedMore(_) => return Ok(None),
+                Opened::NeedMore(n) => {
+                    self.in_need = n;
+                    return Ok(None);
+                }
                 Opened::Packet { consumed, payload } => (consumed, payload),
             };
+            self.in_need = 0;
             let start = self.in_start;
             self.in_start += consumed;
             let seq = self.rx_seq;

@@ -122,6 +122,42 @@ fn channel_data_filled_during_a_key_exchange_is_queued_not_sealed() {
 }
 
 #[test]
+fn read_space_reads_the_rest_of_a_packet_instead_of_moving_it() {
+    let mut wire = Vec::new();
+    let mut payloads = Vec::new();
+    for i in 0..40u8 {
+        let mut p = vec![i; 30000];
+        p[0] = 94;
+        Sealer::plaintext().seal(0, &p, &mut TestRng::new(1), &mut wire);
+        payloads.push(p);
+    }
+    let mut t = transport();
+    t.ident = None;
+    t.keys_in_place = true;
+    t.service = Service::Connected;
+    let (mut at, mut got, mut max_len) = (0usize, Vec::new(), 0usize);
+    while at < wire.len() {
+        let before = (t.in_start, t.in_end, t.inbuf.len());
+        let space = t.read_space(65536);
+        assert!(!space.is_empty() && space.len() <= 65536);
+        let n = space.len().min(wire.len() - at);
+        space[..n].copy_from_slice(&wire[at..at + n]);
+        // A partial packet is never moved: it stays where it was, or the buffer was empty.
+        assert!(t.in_start == before.0 || before.0 == before.1, "moved: {before:?} -> {}", t.in_start);
+        t.commit_input(n);
+        at += n;
+        while let Some(Event::Payload { range, .. }) = t.poll(Instant::now()).unwrap() {
+            let buf = t.lend_input();
+            got.push(buf[range].to_vec());
+            t.return_input(buf);
+        }
+        max_len = max_len.max(t.inbuf.len());
+    }
+    assert_eq!(got, payloads);
+    assert!(max_len <= 2 * 65536 + READ_TO_END_SLACK, "{max_len}");
+}
+
+#[test]
 fn padding_pool_hands_out_fresh_bytes_and_refills() {
     let mut pool = PadPool::default();
     let mut rng = TestRng::new(9);

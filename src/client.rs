@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::algs::Preferences;
 use crate::auth::{Auth, Credential, Outcome};
 pub use crate::connection::ChannelOps;
-use crate::connection::{Channel, ChannelEvent, Connection, ExitStatus, Incoming, OpenKind, Request, Role};
+use crate::connection::{Buffered, Channel, ChannelEvent, Connection, Deliver, ExitStatus, Incoming, OpenKind, Request, Role};
 use crate::error::Error;
 use crate::gate::Service;
 use crate::msg::Msg;
@@ -169,7 +169,7 @@ impl Client {
             return Err(e.clone());
         }
         self.t.receive(data);
-        self.input_arrived(data.len(), now)
+        self.input_arrived(data.len(), now, &mut Buffered)
     }
 
     /// Space of at least `min` bytes to read network input into without a copy; then call
@@ -178,21 +178,33 @@ impl Client {
         self.t.input_space(min)
     }
 
+    /// Space to read up to `max` network bytes into without a copy, never empty (shorter when
+    /// that saves moving a partial packet: `Transport::read_space`); then `input_read`.
+    pub fn read_space(&mut self, max: usize) -> &mut [u8] {
+        self.t.read_space(max)
+    }
+
     /// `n` bytes were read into the last `input_space`: process them as `handle_input` does.
     pub fn input_read(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+        self.input_read_to(n, now, &mut Buffered)
+    }
+
+    /// `input_read`, offering received channel data to `deliver` before buffering it (no copy
+    /// into the channel's buffer for what it takes: `Deliver`).
+    pub fn input_read_to(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) -> Result<(), Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
         self.t.commit_input(n);
-        self.input_arrived(n, now)
+        self.input_arrived(n, now, deliver)
     }
 
-    fn input_arrived(&mut self, n: usize, now: Instant) -> Result<(), Error> {
+    fn input_arrived(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) -> Result<(), Error> {
         if n > 0 {
             self.last_heard = now;
             self.unanswered = 0;
         }
-        let r = self.process(now);
+        let r = self.process(now, deliver);
         self.fail_on(r)
     }
 
@@ -263,7 +275,7 @@ impl Client {
         }
     }
 
-    fn process(&mut self, now: Instant) -> Result<(), Error> {
+    fn process(&mut self, now: Instant, deliver: &mut dyn Deliver) -> Result<(), Error> {
         while let Some(ev) = self.t.poll(now)? {
             match ev {
                 TEvent::KexDone { first: true } => {
@@ -277,7 +289,7 @@ impl Client {
                 TEvent::Payload { seq, range } => {
                     // The payload is read where it was decrypted: borrow the input buffer.
                     let input = self.t.lend_input();
-                    let r = self.dispatch(input.get(range).unwrap_or_default(), seq);
+                    let r = self.dispatch(input.get(range).unwrap_or_default(), seq, deliver);
                     self.t.return_input(input);
                     r?;
                 }
@@ -288,7 +300,7 @@ impl Client {
         Ok(())
     }
 
-    fn dispatch(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
+    fn dispatch(&mut self, payload: &[u8], seq: u32, deliver: &mut dyn Deliver) -> Result<(), Error> {
         let m = Msg::decode(payload)?;
         match m {
             Msg::ServiceAccept { name } => {
@@ -327,7 +339,7 @@ impl Client {
             | Msg::ChannelClose { .. }
             | Msg::ChannelRequest { .. }
             | Msg::ChannelSuccess { .. }
-            | Msg::ChannelFailure { .. } => self.conn.handle(m, &mut self.t),
+            | Msg::ChannelFailure { .. } => self.conn.handle_to(m, &mut self.t, deliver),
             Msg::Unknown { .. } => {
                 self.t.send_msg(&Msg::Unimplemented { seq });
                 Ok(())

@@ -6,8 +6,11 @@
 //! (6.9), exit-status and exit-signal (6.10), and failure answers to requests we do not know.
 //! Buffers are bounded by the window we advertise.
 
+mod data;
+
 use std::collections::VecDeque;
 
+use super::{Buffered, Deliver};
 use crate::error::{sanitize, Error};
 use crate::msg::Msg;
 use crate::transport::Transport;
@@ -226,8 +229,14 @@ impl Channel {
         ch
     }
 
-    /// Handle a connection-protocol message addressed to this channel.
+    /// Handle a connection-protocol message addressed to this channel (received data is
+    /// buffered).
     pub fn handle(&mut self, m: Msg<'_>, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
+        self.handle_to(m, t, &mut Buffered)
+    }
+
+    /// `handle`, offering received data to `deliver` first (`Deliver`).
+    pub fn handle_to(&mut self, m: Msg<'_>, t: &mut Transport, deliver: &mut dyn Deliver) -> Result<Option<ChannelEvent>, Error> {
         if self.state == ChanState::Closed {
             // RFC 4254 section 5.3: nothing is expected after CLOSE; late messages are dropped.
             return Ok(None);
@@ -280,11 +289,11 @@ impl Channel {
                     .ok_or_else(|| Error::protocol("WINDOW_ADJUST makes the window exceed 2^32-1"))?;
                 Ok(None)
             }
-            Msg::ChannelData { data, .. } => self.on_data(data, Sink::Stdout, t),
+            Msg::ChannelData { data, .. } => self.on_data(data, Sink::Stdout, t, deliver),
             Msg::ChannelExtendedData { code, data, .. } => {
                 // A client's extended data has no reader on a server (OpenSSH ignores it too).
                 let sink = if code == 1 && !self.serve_requests { Sink::Stderr } else { Sink::Discard };
-                self.on_data(data, sink, t)
+                self.on_data(data, sink, t, deliver)
             }
             Msg::ChannelEof { .. } => {
                 let first = !self.eof_received;
@@ -379,29 +388,6 @@ impl Channel {
         self.started || self.error.is_some() || self.state == ChanState::Closed
     }
 
-    fn on_data(&mut self, data: &[u8], sink: Sink, t: &mut Transport) -> Result<Option<ChannelEvent>, Error> {
-        let len = u32::try_from(data.len()).map_err(|_| Error::protocol("data too long"))?;
-        if len > MAX_PACKET {
-            return Err(Error::protocol(format!("peer sent {len} bytes in one packet, more than our maximum of {MAX_PACKET}")));
-        }
-        if len > self.local_window {
-            return Err(Error::protocol(format!(
-                "peer sent {len} bytes with only {} left in our window",
-                self.local_window
-            )));
-        }
-        self.local_window -= len;
-        match sink {
-            // Data after EOF breaks RFC 4254 section 5.3, and extended data of unknown types
-            // has no reader: drop both but keep the window moving.
-            _ if self.eof_received => self.ack(len, t),
-            Sink::Discard => self.ack(len, t),
-            Sink::Stdout => self.stdout.extend(data),
-            Sink::Stderr => self.stderr.extend(data),
-        }
-        Ok(None)
-    }
-
     fn on_request(&mut self, kind: &str, want_reply: bool, data: &[u8], t: &mut Transport) -> Result<(), Error> {
         let mut r = Reader::new(data);
         match kind {
@@ -444,16 +430,6 @@ impl Channel {
         Ok(())
     }
 
-    /// Give `n` consumed bytes back to the peer's window when enough have gathered.
-    fn ack(&mut self, n: u32, t: &mut Transport) {
-        self.unacked = self.unacked.saturating_add(n);
-        if self.unacked >= WINDOW / 4 && !self.close_sent {
-            t.send_msg(&Msg::ChannelWindowAdjust { recipient: self.remote_id, bytes: self.unacked });
-            self.local_window = self.local_window.saturating_add(self.unacked);
-            self.unacked = 0;
-        }
-    }
-
     // ----- serving the peer's requests (server role) -----
 
     /// The oldest request of the peer not answered yet.
@@ -481,14 +457,6 @@ impl Channel {
         }
     }
 
-    /// Send stderr output (extended data type 1, section 5.2) within the peer's window; returns
-    /// how much was sent.
-    pub fn send_stderr(&mut self, data: &[u8], t: &mut Transport) -> usize {
-        self.send_chunks(data, t, |t, recipient, chunk| {
-            t.send_msg(&Msg::ChannelExtendedData { recipient, code: 1, data: chunk });
-        })
-    }
-
     /// Report how the program ended (section 6.10): an exit code, or a signal (name without
     /// "SIG", core dumped, message).
     pub fn send_exit(&mut self, status: &ExitStatus, t: &mut Transport) {
@@ -509,34 +477,7 @@ impl Channel {
         t.send_msg(&Msg::ChannelRequest { recipient: self.remote_id, kind, want_reply: false, data: &w.into_vec() });
     }
 
-    // ----- what the application does -----
-
-    /// Bytes the application may send now (the peer's window, if the line is free).
-    pub fn writable(&self, t: &Transport) -> usize {
-        if self.state != ChanState::Open || self.eof_sent || self.close_sent || !t.can_send() {
-            0
-        } else {
-            self.remote_window as usize
-        }
-    }
-
-    /// Send as much of `data` as the window allows, in chunks within the peer's maximum packet.
-    pub fn send_data(&mut self, data: &[u8], t: &mut Transport) -> usize {
-        self.send_chunks(data, t, |t, recipient, chunk| t.send_channel_data(recipient, chunk))
-    }
-
-    /// Cut `data` into packets within the peer's window and maximum packet; `send` emits one.
-    fn send_chunks(&mut self, data: &[u8], t: &mut Transport, send: impl Fn(&mut Transport, u32, &[u8])) -> usize {
-        let mut sent = 0usize;
-        let chunk_max = self.remote_max_packet.min(MAX_SEND_CHUNK) as usize;
-        while sent < data.len() && self.writable(t) > 0 {
-            let n = (data.len() - sent).min(self.remote_window as usize).min(chunk_max);
-            send(t, self.remote_id, data.get(sent..sent + n).unwrap_or(&[]));
-            self.remote_window -= n as u32;
-            sent += n;
-        }
-        sent
-    }
+    // ----- what the application does (sending and reading data: `data`) -----
 
     /// Our side will send no more data (RFC 4254 section 5.3).
     pub fn send_eof(&mut self, t: &mut Transport) {
@@ -561,60 +502,6 @@ impl Channel {
         }
     }
 
-    pub fn stdout_len(&self) -> usize {
-        self.stdout.len()
-    }
-    pub fn stderr_len(&self) -> usize {
-        self.stderr.len()
-    }
-
-    /// Copy buffered remote stdout (or stderr) into `buf`; consumed bytes reopen the window.
-    pub fn read(&mut self, stderr: bool, buf: &mut [u8], t: &mut Transport) -> usize {
-        let q = if stderr { &self.stderr } else { &self.stdout };
-        let n = buf.len().min(q.len());
-        let (a, b) = q.as_slices();
-        let from_a = n.min(a.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..from_a), a.get(..from_a)) {
-            dst.copy_from_slice(src);
-        }
-        if let (Some(dst), Some(src)) = (buf.get_mut(from_a..n), b.get(..n - from_a)) {
-            dst.copy_from_slice(src);
-        }
-        self.consume(stderr, n, t);
-        n
-    }
-
-    /// The oldest contiguous run of buffered stdout (or stderr), for writing out without a copy.
-    pub fn peek(&self, stderr: bool) -> &[u8] {
-        let q = if stderr { &self.stderr } else { &self.stdout };
-        let (a, b) = q.as_slices();
-        if a.is_empty() {
-            b
-        } else {
-            a
-        }
-    }
-
-    /// Drop the first `n` buffered bytes (delivered); they reopen the window.
-    pub fn consume(&mut self, stderr: bool, n: usize, t: &mut Transport) {
-        let q = if stderr { &mut self.stderr } else { &mut self.stdout };
-        let n = n.min(q.len());
-        q.drain(..n);
-        self.ack(n as u32, t);
-    }
-
-    /// Throw away buffered output (the application stopped reading) and keep the window open so
-    /// the remote command is not stuck (OpenSSH's "fake consumption").
-    pub fn discard(&mut self, stderr: bool, t: &mut Transport) {
-        let n = if stderr { self.stderr.len() } else { self.stdout.len() };
-        if stderr {
-            self.stderr.clear();
-        } else {
-            self.stdout.clear();
-        }
-        self.ack(n as u32, t);
-    }
-
     pub fn remote_id(&self) -> u32 {
         self.remote_id
     }
@@ -637,7 +524,7 @@ mod tests {
         Transport::new(Preferences::default(), HostKeyCheck::default(), RekeyLimits::default(), Box::new(TestRng::new(3)), Instant::now())
     }
 
-    fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
+    pub(super) fn started(window: u32, max_packet: u32) -> (Channel, Transport) {
         let mut t = transport();
         let mut ch = Channel::open(0, &OpenKind::Session, Some(Request::Exec(b"cmd".to_vec())), &mut t);
         assert_eq!(ch.state, ChanState::Opening);

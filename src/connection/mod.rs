@@ -22,6 +22,24 @@ pub use ops::ChannelOps;
 /// A channel's identity inside one connection (our channel number).
 pub type ChannelId = u32;
 
+/// Where received channel data can go as it is decrypted, without being buffered first (the
+/// driver's bridges write it to their sockets: issue 16). `offer` takes what it can of `data`
+/// for channel `id` (`stderr`: extended data type 1) without blocking and returns how much;
+/// the channel buffers the rest. A channel offers only while nothing older of that stream is
+/// buffered, so the order holds; taken bytes reopen the window like read ones.
+pub trait Deliver {
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> usize;
+}
+
+/// No direct destination: received data is buffered.
+pub struct Buffered;
+
+impl Deliver for Buffered {
+    fn offer(&mut self, _id: ChannelId, _stderr: bool, _data: &[u8]) -> usize {
+        0
+    }
+}
+
 /// Default cap on channels open at once on one connection.
 pub const DEFAULT_MAX_CHANNELS: usize = 1024;
 
@@ -323,8 +341,13 @@ impl Connection {
         }
     }
 
-    /// Handle a connection-protocol message (numbers 80 to 100).
+    /// Handle a connection-protocol message (numbers 80 to 100); received data is buffered.
     pub fn handle(&mut self, m: Msg<'_>, t: &mut Transport) -> Result<(), Error> {
+        self.handle_to(m, t, &mut Buffered)
+    }
+
+    /// `handle`, offering received channel data to `deliver` first.
+    pub fn handle_to(&mut self, m: Msg<'_>, t: &mut Transport, deliver: &mut dyn Deliver) -> Result<(), Error> {
         match m {
             Msg::GlobalRequest { want_reply, .. } => {
                 // We offer no global services: keepalive@openssh.com, hostkeys-00@openssh.com and
@@ -354,7 +377,7 @@ impl Connection {
                     .channels
                     .get_mut(&recipient)
                     .ok_or_else(|| Error::protocol(format!("message for unknown channel {recipient}")))?;
-                let ev = ch.handle(m, t)?;
+                let ev = ch.handle_to(m, t, deliver)?;
                 if let Some(ev) = &ev {
                     log::debug!(target: "sshbridge", "channel {recipient}: {ev:?}");
                 }

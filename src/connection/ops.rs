@@ -31,6 +31,12 @@ pub trait ChannelOps {
         with_live(self, id, 0, |ch, t| ch.send_data(data, t))
     }
 
+    /// Send one data packet whose bytes `fill` writes straight into it (up to `max`, within
+    /// the window and maximum packet; not called when nothing may be sent); returns how much.
+    fn send_data_with(&mut self, id: ChannelId, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        with_live(self, id, 0, |ch, t| ch.send_data_with(max, t, fill))
+    }
+
     /// Send stderr (extended data type 1); the server's side of a session.
     fn send_stderr(&mut self, id: ChannelId, data: &[u8]) -> usize {
         with_live(self, id, 0, |ch, t| ch.send_stderr(data, t))

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::client::{Client, Phase};
+use crate::connection::{ChannelId, Deliver};
 use crate::error::Error;
 use crate::runtime::known_hosts;
 use crate::runtime::sys::{self, Ready};
@@ -55,9 +56,16 @@ pub trait Endpoint: Send + 'static {
     fn output(&self) -> &[u8];
     fn consume_output(&mut self, n: usize);
     fn output_len(&self) -> usize;
-    fn input_space(&mut self, min: usize) -> &mut [u8];
-    /// `n` bytes arrived in the last `input_space` (errors stay in the core: `error`).
+    /// Space for up to `max` network bytes, never empty (shorter when the partial packet in the
+    /// core's buffer ends sooner: reading just its rest saves moving it).
+    fn read_space(&mut self, max: usize) -> &mut [u8];
+    /// `n` bytes arrived in the last `read_space` (errors stay in the core: `error`).
     fn input_read(&mut self, n: usize, now: Instant);
+    /// `input_read`, offering received channel data to `deliver` before the core buffers it.
+    fn input_read_to(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) {
+        let _ = deliver;
+        self.input_read(n, now);
+    }
     /// Whether to read the network now (a server waiting for the application reads no more).
     fn wants_input(&self) -> bool {
         true
@@ -95,11 +103,14 @@ impl Endpoint for Client {
     fn output_len(&self) -> usize {
         Client::output_len(self)
     }
-    fn input_space(&mut self, min: usize) -> &mut [u8] {
-        Client::input_space(self, min)
+    fn read_space(&mut self, max: usize) -> &mut [u8] {
+        Client::read_space(self, max)
     }
     fn input_read(&mut self, n: usize, now: Instant) {
         let _ = Client::input_read(self, n, now);
+    }
+    fn input_read_to(&mut self, n: usize, now: Instant, deliver: &mut dyn Deliver) {
+        let _ = Client::input_read_to(self, n, now, deliver);
     }
     fn fail(&mut self, e: Error) {
         Client::fail(self, e)
@@ -148,6 +159,21 @@ pub trait Bridge<E = Client>: Send {
     /// The earliest time it needs a pass without any descriptor being ready.
     fn deadline(&self) -> Option<Instant> {
         None
+    }
+    /// Data of channel `id` just decrypted, offered before the core buffers it (`Deliver`):
+    /// `None` if the channel is not this bridge's, else how much it wrote out (never blocking).
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> Option<usize> {
+        let _ = (id, stderr, data);
+        None
+    }
+}
+
+/// The bridges as the core's direct destination for received data.
+struct ToBridges<'a, E>(&'a mut [Box<dyn Bridge<E>>]);
+
+impl<E> Deliver for ToBridges<'_, E> {
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> usize {
+        self.0.iter_mut().find_map(|b| b.offer(id, stderr, data)).unwrap_or(0)
     }
 }
 
@@ -412,8 +438,9 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
         if !core.net_dead && core.ep.wants_input() && (at(1).read || at(1).hup) {
             loop {
                 // Straight into the transport's input buffer: no copy before decryption.
-                let space = core.ep.input_space(net_read);
-                match sock.read(space.get_mut(..net_read).unwrap_or_default()) {
+                let space = core.ep.read_space(net_read);
+                let asked = space.len().min(net_read);
+                match sock.read(space.get_mut(..asked).unwrap_or_default()) {
                     Ok(0) => {
                         let peer = core.ep.peer();
                         core.ep.fail(Error::ConnectionClosed(format!("{peer} closed the connection")));
@@ -421,14 +448,17 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
                         break;
                     }
                     Ok(n) => {
-                        core.ep.input_read(n, Instant::now());
+                        // Channel data may go straight to a bridge's descriptor (issue 16).
+                        core.ep.input_read_to(n, Instant::now(), &mut ToBridges(&mut bridges));
                         if !core.ep.wants_input() {
                             break;
                         }
-                        if n < net_read {
+                        if n < asked {
                             break;
                         }
-                        net_read = (net_read * 2).min(NET_READ_MAX);
+                        if asked == net_read {
+                            net_read = (net_read * 2).min(NET_READ_MAX);
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -89,7 +89,7 @@ impl<S: Duplex> Conn<S> {
     }
 
     /// Move data both ways; returns false once the connection is finished.
-    fn service(&mut self, c: &mut Client, buf: &mut [u8], pass: Pass) -> bool {
+    fn service(&mut self, c: &mut Client, pass: Pass) -> bool {
         let id = self.id;
         let Some(ch) = c.channel(id) else { return false };
         if ch.state == ChanState::Opening {
@@ -133,18 +133,26 @@ impl<S: Duplex> Conn<S> {
             c.send_eof(id);
         }
         while !self.in_eof && c.output_len() < MAX_QUEUED {
-            let room = c.writable(id).min(buf.len());
+            let room = c.writable(id).min(TCP_READ);
             if room == 0 {
                 break;
             }
-            match self.stream.read(buf.get_mut(..room).unwrap_or_default()) {
+            // Read straight into the packet being built (issue 16).
+            let stream = &mut self.stream;
+            let mut got = None;
+            c.send_data_with(id, room, |buf| {
+                let r = stream.read(buf);
+                let n = r.as_ref().map_or(0, |&n| n);
+                got = Some(r);
+                n
+            });
+            let Some(r) = got else { break };
+            match r {
                 Ok(0) => {
                     self.in_eof = true;
                     c.send_eof(id);
                 }
-                Ok(n) => {
-                    c.send_data(id, buf.get(..n).unwrap_or_default());
-                }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -156,6 +164,35 @@ impl<S: Duplex> Conn<S> {
         }
         let closed = c.channel(id).is_none_or(|ch| ch.state == ChanState::Closed);
         !((self.in_eof && (self.out_shut || self.broken)) || (closed && !self.pending))
+    }
+
+    /// Channel data just received while none is buffered: straight to the stream (issue 16);
+    /// returns how much it took (the channel buffers the rest for `service`).
+    fn offer(&mut self, data: &[u8]) -> usize {
+        if self.broken || self.out_shut {
+            return 0;
+        }
+        loop {
+            match self.stream.write(data) {
+                Ok(0) => {
+                    self.broken = true;
+                    return 0;
+                }
+                Ok(n) => {
+                    self.pending |= n < data.len();
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending = true;
+                    return 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.broken = true;
+                    return 0;
+                }
+            }
+        }
     }
 
     fn fds(&self, c: &Client, pass: Pass, out: &mut Vec<(RawFd, bool, bool)>) {
@@ -179,7 +216,6 @@ struct ListenBridge {
     port: u32,
     stop: Arc<AtomicBool>,
     conns: Vec<Conn<TcpStream>>,
-    buf: Vec<u8>,
 }
 
 impl Bridge for ListenBridge {
@@ -207,10 +243,9 @@ impl Bridge for ListenBridge {
                 }
             }
         }
-        let buf = &mut self.buf;
         let p = Pass { net_dead: pass.net_dead, shutdown: stopping };
         self.conns.retain_mut(|conn| {
-            let keep = conn.service(c, buf, p);
+            let keep = conn.service(c, p);
             if !keep {
                 c.release_channel(conn.id);
             }
@@ -238,23 +273,28 @@ impl Bridge for ListenBridge {
             conn.ready(r);
         }
     }
+
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> Option<usize> {
+        // Extended data of a forward has no reader: left to `service`, which discards it.
+        let conn = self.conns.iter_mut().find(|c| c.id == id)?;
+        Some(if stderr { 0 } else { conn.offer(data) })
+    }
 }
 
 /// One stream joined to one channel (the extended C API's `sshbridge_conn_forward`).
 pub(crate) struct StreamBridge<S: Duplex> {
     conn: Conn<S>,
-    buf: Vec<u8>,
 }
 
 impl<S: Duplex> StreamBridge<S> {
     pub(crate) fn new(stream: S, id: ChannelId) -> StreamBridge<S> {
-        StreamBridge { conn: Conn::new(stream, id), buf: vec![0u8; TCP_READ] }
+        StreamBridge { conn: Conn::new(stream, id) }
     }
 }
 
 impl<S: Duplex> Bridge for StreamBridge<S> {
     fn service(&mut self, c: &mut Client, pass: Pass) -> Step {
-        if self.conn.service(c, &mut self.buf, pass) {
+        if self.conn.service(c, pass) {
             Step::Wait
         } else {
             c.release_channel(self.conn.id);
@@ -268,6 +308,10 @@ impl<S: Duplex> Bridge for StreamBridge<S> {
         if let Some(r) = ready.first() {
             self.conn.ready(r);
         }
+    }
+
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> Option<usize> {
+        (id == self.conn.id).then(|| if stderr { 0 } else { self.conn.offer(data) })
     }
 }
 
@@ -326,7 +370,6 @@ impl Session {
             port: u32::from(port),
             stop: stop.clone(),
             conns: Vec::new(),
-            buf: vec![0u8; TCP_READ],
         }));
         Ok(LocalForward { session: self.clone(), addr, stop })
     }

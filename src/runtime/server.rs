@@ -232,8 +232,8 @@ impl Endpoint for ServerEndpoint {
     fn output_len(&self) -> usize {
         self.core.output_len()
     }
-    fn input_space(&mut self, min: usize) -> &mut [u8] {
-        self.core.input_space(min)
+    fn read_space(&mut self, max: usize) -> &mut [u8] {
+        self.core.read_space(max)
     }
     fn input_read(&mut self, n: usize, now: Instant) {
         let _ = self.core.input_read(n, now);

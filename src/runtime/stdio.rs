@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::runtime::driver::{Bridge, Pass, Step, MAX_QUEUED};
 use crate::runtime::sys::Ready;
 
-/// Largest read from the application in one step (split into packets by the channel).
+/// Largest read from the application in one step (one packet, read straight into it).
 const APP_READ: usize = 32 * 1024;
 /// After close(h, 0), how long the worker keeps trying to say goodbye.
 const DETACHED_GRACE: Duration = Duration::from_secs(5);
@@ -44,8 +44,8 @@ pub struct Shared {
 }
 
 
-/// One direction of remote output toward the application, written straight from the
-/// channel's buffer (no copy in between).
+/// One direction of remote output toward the application: written as it is decrypted when the
+/// socket takes it (`offer`), else from the channel's buffer (`pump`, no copy in between).
 struct Outflow {
     sock: UnixStream,
     stderr: bool,
@@ -94,6 +94,33 @@ impl Outflow {
                     // command is not stuck and its exit status still arrives.
                     self.broken = true;
                     progress = true;
+                }
+            }
+        }
+    }
+
+    /// Write data just received, whose channel buffer is empty, straight to the socket (issue
+    /// 16: no stop in the buffer); returns how much went. What did not is buffered by the
+    /// channel and goes out with `pump` (or is discarded there once nobody reads).
+    fn offer(&mut self, data: &[u8]) -> usize {
+        if self.broken || self.shut {
+            return 0;
+        }
+        loop {
+            match self.sock.write(data) {
+                Ok(n) => {
+                    self.pending |= n < data.len();
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending = true;
+                    return 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // Nobody reads: `pump` discards from now on (as it does on this error).
+                    self.broken = true;
+                    return 0;
                 }
             }
         }
@@ -232,15 +259,22 @@ impl Bridge for StdioBridge {
             if room == 0 {
                 break;
             }
-            match self.out.sock.read(self.ibuf.get_mut(..room).unwrap_or_default()) {
+            // Read straight into the packet being built (issue 16): no copy of the data.
+            let sock = &mut self.out.sock;
+            let mut got = None;
+            client.send_data_with(id, room, |buf| {
+                let r = sock.read(buf);
+                let n = r.as_ref().map_or(0, |&n| n);
+                got = Some(r);
+                n
+            });
+            let Some(r) = got else { break };
+            match r {
                 Ok(0) => {
                     self.app_eof = true;
                     client.send_eof(id);
                 }
-                Ok(n) => {
-                    let sent = client.send_data(id, self.ibuf.get(..n).unwrap_or_default());
-                    debug_assert_eq!(sent, n);
-                }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if matches!(self.close, Some(CloseMode::Wait(_))) {
                         // close() was called after the application's last write, so all of its
@@ -316,6 +350,13 @@ impl Bridge for StdioBridge {
             self.err_hup = true;
             self.err.broken = true;
         }
+    }
+
+    fn offer(&mut self, id: ChannelId, stderr: bool, data: &[u8]) -> Option<usize> {
+        if id != self.id {
+            return None;
+        }
+        Some(if stderr { self.err.offer(data) } else { self.out.offer(data) })
     }
 
     fn deadline(&self) -> Option<Instant> {

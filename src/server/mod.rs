@@ -227,6 +227,10 @@ impl Server {
     pub fn input_space(&mut self, min: usize) -> &mut [u8] {
         self.t.input_space(min)
     }
+    /// Space to read up to `max` network bytes into, never empty (`Transport::read_space`).
+    pub fn read_space(&mut self, max: usize) -> &mut [u8] {
+        self.t.read_space(max)
+    }
     pub fn input_read(&mut self, n: usize, now: Instant) -> Result<(), Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());

@@ -31,6 +31,14 @@ use crate::trust::Decision;
 use ident::{IdentReader, IdentResult, CLIENT_IDENT};
 pub use negotiate::Negotiated;
 
+/// How far past twice a read `read_space` may grow the input buffer to take the rest of a
+/// packet without moving it: one packet of the largest size we accept in data (32 KiB plus
+/// header, padding and tag).
+const READ_TO_END_SLACK: usize = 36 * 1024;
+/// Reads of at least this much (the driver's largest) mean bulk data: `read_space` keeps room
+/// for two of them.
+const BULK_READ: usize = 64 * 1024;
+
 /// Our identification line (both roles), without CR LF.
 pub(crate) const OUR_IDENT: &str = CLIENT_IDENT;
 
@@ -122,6 +130,8 @@ pub struct Transport {
     inbuf: Vec<u8>,
     in_start: usize,
     in_end: usize,
+    /// Bytes from `in_start` the packet there needs in full (when the last `poll` wanted more).
+    in_need: usize,
     out: Vec<u8>,
     /// Bytes of `out` already written to the network.
     out_start: usize,
@@ -216,6 +226,7 @@ impl Transport {
             inbuf: Vec::new(),
             in_start: 0,
             in_end: 0,
+            in_need: 0,
             out: Vec::with_capacity(4096),
             out_start: 0,
             opener: Opener::plaintext(),
@@ -359,6 +370,12 @@ impl Transport {
         for p in parts {
             self.out.extend_from_slice(p);
         }
+        self.seal_finish(start, len);
+    }
+
+    /// Pad, encrypt and count the packet whose payload (`len` bytes) follows `out[start..]`'s
+    /// header (`Sealer::begin`).
+    fn seal_finish(&mut self, start: usize, len: usize) {
         let mut pad = PadSource { pool: &mut self.pad_pool, rng: self.rng.as_mut() };
         self.sealer.finish(self.tx_seq, &mut pad, &mut self.out, start);
         self.tx_seq = self.tx_seq.wrapping_add(1);
@@ -396,6 +413,45 @@ impl Transport {
         if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
             self.send_kexinit();
         }
+    }
+
+    /// Send CHANNEL_DATA whose data `fill` writes straight into the packet being built (issue
+    /// 16: no copy on upload): `fill` gets up to `max` bytes of the packet's payload area and
+    /// returns how many it wrote; the header is written, the packet padded and sealed in place.
+    /// Nothing is sent when it returns 0. The caller keeps within the peer's window and maximum
+    /// packet (`Channel::send_data_with`). Returns the bytes sent.
+    pub fn send_channel_data_with(&mut self, recipient: u32, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        if !(self.can_send() && self.queued.is_empty()) {
+            // Not while a key exchange holds the line: built apart and queued like `send`.
+            let mut data = vec![0u8; max];
+            let n = fill(&mut data).min(max);
+            if n > 0 {
+                self.send_channel_data(recipient, data.get(..n).unwrap_or_default());
+            }
+            return n;
+        }
+        let start = self.sealer.begin(&mut self.out, max.saturating_add(9));
+        let [r0, r1, r2, r3] = recipient.to_be_bytes();
+        self.out.extend_from_slice(&[msg::CHANNEL_DATA, r0, r1, r2, r3, 0, 0, 0, 0]);
+        let data_at = self.out.len();
+        self.out.resize(data_at.saturating_add(max), 0);
+        let n = fill(self.out.get_mut(data_at..).unwrap_or_default()).min(max);
+        if n == 0 {
+            self.out.truncate(start);
+            return 0;
+        }
+        self.out.truncate(data_at.saturating_add(n));
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        if let Some(l) = self.out.get_mut(data_at.saturating_sub(4)..data_at) {
+            l.copy_from_slice(&n32.to_be_bytes());
+        }
+        let payload_at = start.saturating_add(5);
+        crate::logging::packet("send", self.tx_seq, &[self.out.get(payload_at..).unwrap_or_default()], self.log_payloads);
+        self.seal_finish(start, n.saturating_add(9));
+        if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
+            self.send_kexinit();
+        }
+        n
     }
 
     fn volume_limit_reached(&self) -> bool {
@@ -492,6 +548,33 @@ impl Transport {
         self.inbuf.get_mut(self.in_end..).unwrap_or_default()
     }
 
+    /// Space to read up to `max` network bytes into directly: never empty, shorter than `max`
+    /// when the packet that is partly in already ends sooner. Rather than moving that partial
+    /// packet to the front of the buffer when the room behind it runs short (`input_space`), its
+    /// rest is read into that room, so the buffer then empties and starts over: no copy (issue
+    /// 16). For that, the buffer of a connection moving bulk data (reads of `BULK_READ`) holds
+    /// two reads, and may grow by one large packet more.
+    pub fn read_space(&mut self, max: usize) -> &mut [u8] {
+        let max = max.max(1);
+        let room = self.inbuf.len().saturating_sub(self.in_end);
+        let end = self.in_start.saturating_add(self.in_need);
+        let cap = max.saturating_mul(2).saturating_add(READ_TO_END_SLACK);
+        if self.in_start > 0 && self.in_start < self.in_end && room < max && self.in_need > self.buffered_input() && end <= self.inbuf.len().max(cap) {
+            if self.inbuf.len() < end {
+                self.inbuf.resize(end, 0);
+            }
+            return self.inbuf.get_mut(self.in_end..end).unwrap_or_default();
+        }
+        if self.in_start == self.in_end && max >= BULK_READ && self.inbuf.len() < max.saturating_mul(2) {
+            // Bulk data: room for two full reads before the rest of a packet needs reading on
+            // its own (idle sessions, reading less, keep their small buffers).
+            self.inbuf.resize(max.saturating_mul(2), 0);
+        }
+        let space = self.input_space(max);
+        let n = space.len().min(max);
+        space.get_mut(..n).unwrap_or_default()
+    }
+
     /// `n` bytes were written at the start of the last `input_space`.
     pub fn commit_input(&mut self, n: usize) {
         self.in_end = self.in_end.saturating_add(n).min(self.inbuf.len());
@@ -550,9 +633,13 @@ impl Transport {
         loop {
             let input = self.inbuf.get_mut(self.in_start..self.in_end).unwrap_or_default();
             let (consumed, range) = match self.opener.open(self.rx_seq, input)? {
-                Opened::NeedMore(_) => return Ok(None),
+                Opened::NeedMore(n) => {
+                    self.in_need = n;
+                    return Ok(None);
+                }
                 Opened::Packet { consumed, payload } => (consumed, payload),
             };
+            self.in_need = 0;
             let start = self.in_start;
             self.in_start += consumed;
             let seq = self.rx_seq;
@@ -645,97 +732,5 @@ fn handled_here(n: u8) -> bool {
     )
 }
 
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::random::TestRng;
-
-    fn transport() -> Transport {
-        Transport::new(Preferences::default(), HostKeyCheck::default(), RekeyLimits::default(), Box::new(TestRng::new(5)), Instant::now())
-    }
-
-    #[test]
-    fn input_space_reuses_consumed_room_and_keeps_unread_bytes() {
-        let mut t = transport();
-        let space = t.input_space(10);
-        assert!(space.len() >= 10);
-        space[..6].copy_from_slice(b"SSH-2.");
-        t.commit_input(6);
-        assert_eq!(t.buffered_input(), 6);
-        t.in_start = 4; // as if four bytes were parsed
-        let cap = t.inbuf.len();
-        let space = t.input_space(cap); // not enough room at the end: unread bytes move to the front
-        assert!(space.len() >= cap);
-        assert_eq!(t.in_start, 0);
-        assert_eq!(t.inbuf.get(..2), Some(&b"2."[..]));
-        assert_eq!(t.buffered_input(), 2);
-        t.commit_input(usize::MAX); // a lying count cannot run past the buffer
-        assert_eq!(t.in_end, t.inbuf.len());
-    }
-
-    #[test]
-    fn input_arriving_in_any_split_gives_the_same_packets() {
-        let mut payloads = Vec::new();
-        let mut wire = Vec::new();
-        for len in [1usize, 5, 40, 1000, 33000] {
-            let p: Vec<u8> = (0..len).map(|i| 94u8.wrapping_add(i as u8)).collect();
-            let mut p = p;
-            p[0] = 94;
-            Sealer::plaintext().seal(0, &p, &mut TestRng::new(1), &mut wire);
-            payloads.push(p);
-        }
-        for split in [1usize, 7, 4096, 65536] {
-            let mut t = transport();
-            t.ident = None; // no version line in this test
-            t.keys_in_place = true;
-            t.service = Service::Connected;
-            let mut got = Vec::new();
-            for chunk in wire.chunks(split) {
-                t.receive(chunk);
-                while let Some(Event::Payload { range, .. }) = t.poll(Instant::now()).unwrap() {
-                    let buf = t.lend_input();
-                    got.push(buf[range].to_vec());
-                    t.return_input(buf);
-                }
-            }
-            assert_eq!(got, payloads, "split {split}");
-            assert_eq!(t.buffered_input(), 0);
-        }
-    }
-
-    #[test]
-    fn channel_data_built_in_place_equals_the_encoded_message() {
-        let mut a = transport();
-        let mut b = transport();
-        for t in [&mut a, &mut b] {
-            t.out.clear();
-            t.out_start = 0;
-            t.kex = KexState::Idle;
-            t.session_id = Some(vec![1; 32]); // as after the first key exchange
-            assert!(t.can_send());
-        }
-        let data: Vec<u8> = (0..40000u32).map(|i| i as u8).collect();
-        a.send_channel_data(7, &data);
-        b.send(&Msg::ChannelData { recipient: 7, data: &data }.encode());
-        assert!(a.output().len() > data.len() + 13);
-        assert_eq!(a.output(), b.output());
-        assert_eq!((a.tx_seq, a.since_kex_bytes), (b.tx_seq, b.since_kex_bytes));
-    }
-
-    #[test]
-    fn padding_pool_hands_out_fresh_bytes_and_refills() {
-        let mut pool = PadPool::default();
-        let mut rng = TestRng::new(9);
-        let mut seen = Vec::new();
-        for len in [4usize, 19, 255, 256, 300, 8] {
-            let mut buf = vec![0u8; len];
-            PadSource { pool: &mut pool, rng: &mut rng }.fill(&mut buf);
-            assert!(buf.iter().any(|&x| x != 0), "len {len}");
-            seen.push(buf);
-        }
-        // No byte string handed out twice.
-        assert_ne!(seen[0], seen[5]);
-        assert_ne!(seen[1][..8], seen[2][..8]);
-    }
-}
+mod tests;

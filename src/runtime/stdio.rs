@@ -142,6 +142,8 @@ pub struct StdioBridge {
     err: Outflow,
     shared: Arc<Mutex<Shared>>,
     app_eof: bool,
+    /// Where input nobody will receive is read to be dropped (allocated when first needed:
+    /// uploads are read straight into packets).
     ibuf: Vec<u8>,
     close: Option<CloseMode>,
     detached_deadline: Option<Instant>,
@@ -160,7 +162,7 @@ impl StdioBridge {
             err: Outflow::new(stderr, true),
             shared,
             app_eof: false,
-            ibuf: vec![0u8; APP_READ],
+            ibuf: Vec::new(),
             close: None,
             detached_deadline: None,
             out_hup: false,
@@ -226,6 +228,9 @@ impl Bridge for StdioBridge {
         // always gets through to close(); the loss is reported in db_error.
         let sink = self.sinking(client, net_dead);
         if sink {
+            if self.ibuf.is_empty() {
+                self.ibuf = vec![0u8; APP_READ];
+            }
             loop {
                 match self.out.sock.read(&mut self.ibuf) {
                     Ok(0) => {

@@ -269,8 +269,15 @@ impl Transport {
     pub fn peer_ident(&self) -> &[u8] {
         &self.peer_ident
     }
+    /// The role. A build without the `server` feature is always the client (only the server
+    /// module builds a server transport), so the server's half of the key exchange is dead code
+    /// there and LTO drops it from the client-only C library (issue 16).
     pub fn role(&self) -> Role {
-        self.role
+        if cfg!(any(feature = "server", test)) {
+            self.role
+        } else {
+            Role::Client
+        }
     }
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
@@ -524,7 +531,7 @@ impl Transport {
 
     fn gate_state(&self) -> GateState {
         GateState {
-            server: self.role == Role::Server,
+            server: self.role() == Role::Server,
             kex: self.kex.stage(),
             initial: !self.keys_in_place,
             strict: self.strict,

@@ -177,7 +177,9 @@ impl Transport {
 
     /// A server's transport, presenting `host_keys` (one per key type). The host-key
     /// algorithms offered are those of `prefs.host_key` one of the keys can make; an RSA key
-    /// signs with rsa-sha2-512/256 only, unless `prefs.host_key` lists `ssh-rsa`.
+    /// signs with rsa-sha2-512/256 only, unless `prefs.host_key` lists `ssh-rsa`. Only with the
+    /// `server` feature: without it `role()` is always the client.
+    #[cfg(any(feature = "server", test))]
     pub fn new_server(
         prefs: Preferences,
         host_keys: Vec<Arc<PrivateKey>>,

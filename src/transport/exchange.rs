@@ -23,7 +23,7 @@ impl Transport {
         let mut cookie = [0u8; 16];
         self.rng.fill(&mut cookie);
         let first = !self.sent_first_kexinit;
-        let k = match self.role {
+        let k = match self.role() {
             Role::Client => client_kexinit(&self.prefs, cookie, first),
             Role::Server => server_kexinit(&self.prefs, cookie, first),
         };
@@ -37,11 +37,11 @@ impl Transport {
         let Msg::KexInit(theirs) = Msg::decode(payload)? else {
             return Err(Error::internal("KEXINIT decode"));
         };
-        let peer = self.role.peer_name();
+        let peer = self.role().peer_name();
         let first = !self.keys_in_place && self.session_id.is_none();
         if first {
             // The marker counts in the peer's first KEXINIT only (PROTOCOL 1.10).
-            let marker = match self.role {
+            let marker = match self.role() {
                 Role::Client => STRICT_S,
                 Role::Server => STRICT_C,
             };
@@ -56,7 +56,7 @@ impl Transport {
                      against the Terrapin attack (CVE-2023-48795)"
                 )));
             }
-            if self.role == Role::Server {
+            if self.role() == Role::Server {
                 self.peer_ext_info = theirs.kex.contains(&EXT_INFO_C);
             }
         }
@@ -71,11 +71,11 @@ impl Transport {
         let Msg::KexInit(our_lists) = Msg::decode(&ours)? else {
             return Err(Error::internal("our KEXINIT"));
         };
-        let negotiated = match self.role {
+        let negotiated = match self.role() {
             Role::Client => negotiate(&self.prefs, &theirs)?,
             Role::Server => negotiate_as_server(&our_lists, &theirs)?,
         };
-        let wrong = match self.role {
+        let wrong = match self.role() {
             // A guessing client is judged as OpenSSH's sshd does (both sides' first choices);
             // a guessing server (rare) by whether its first choices were negotiated.
             Role::Server => guess_wrong(&our_lists, &theirs),
@@ -84,7 +84,7 @@ impl Transport {
         if theirs.first_kex_follows && wrong {
             self.ignore_next_kex_packet = true;
         }
-        let pending = match self.role {
+        let pending = match self.role() {
             Role::Client => {
                 let pending = KexPending::start(negotiated.kex, self.rng.as_mut())?;
                 self.seal(&Msg::KexInitValue { value: &pending.client_value }.encode());
@@ -226,7 +226,7 @@ impl Transport {
         };
         let c2s = direction(negotiated.cipher_c2s, negotiated.mac_c2s, *b"ACE");
         let s2c = direction(negotiated.cipher_s2c, negotiated.mac_s2c, *b"BDF");
-        let (tx, rx) = match self.role {
+        let (tx, rx) = match self.role() {
             Role::Client => (c2s, s2c),
             Role::Server => (s2c, c2s),
         };

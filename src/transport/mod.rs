@@ -187,7 +187,9 @@ impl Transport {
 
     /// A server's transport, presenting `host_keys` (one per key type). The host-key
     /// algorithms offered are those of `prefs.host_key` one of the keys can make; an RSA key
-    /// signs with rsa-sha2-512/256 only, unless `prefs.host_key` lists `ssh-rsa`.
+    /// signs with rsa-sha2-512/256 only, unless `prefs.host_key` lists `ssh-rsa`. Only with the
+    /// `server` feature: without it `role()` is always the client.
+    #[cfg(any(feature = "server", test))]
     pub fn new_server(
         prefs: Preferences,
         host_keys: Vec<Arc<PrivateKey>>,
@@ -280,8 +282,15 @@ impl Transport {
     pub fn peer_ident(&self) -> &[u8] {
         &self.peer_ident
     }
+    /// The role. A build without the `server` feature is always the client (only the server
+    /// module builds a server transport), so the server's half of the key exchange is dead code
+    /// there and LTO drops it from the client-only C library (issue 16).
     pub fn role(&self) -> Role {
-        self.role
+        if cfg!(any(feature = "server", test)) {
+            self.role
+        } else {
+            Role::Client
+        }
     }
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
@@ -607,7 +616,7 @@ impl Transport {
 
     fn gate_state(&self) -> GateState {
         GateState {
-            server: self.role == Role::Server,
+            server: self.role() == Role::Server,
             kex: self.kex.stage(),
             initial: !self.keys_in_place,
             strict: self.strict,

@@ -257,6 +257,29 @@ impl<E: Endpoint> Shared<E> {
     }
 }
 
+/// What a non-blocking write of freshly received data to a bridge's descriptor did (issue 16:
+/// data goes from the decrypted packet to the descriptor when nothing older waits).
+pub(crate) enum Offered {
+    /// This many bytes went (maybe fewer than offered).
+    Took(usize),
+    /// The descriptor is full: nothing went.
+    Full,
+    /// The descriptor is gone (a write error or a zero-length write).
+    Broken,
+}
+
+pub(crate) fn offer_write(w: &mut impl Write, data: &[u8]) -> Offered {
+    loop {
+        match w.write(data) {
+            Ok(0) if !data.is_empty() => return Offered::Broken,
+            Ok(n) => return Offered::Took(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Offered::Full,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Offered::Broken,
+        }
+    }
+}
+
 /// Start the driver thread for a connected socket and a fresh core.
 pub fn spawn<E: Endpoint>(
     sock: TcpStream,

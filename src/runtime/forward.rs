@@ -20,7 +20,7 @@ use crate::client::{ChannelId, Client, Phase};
 use crate::connection::{ChanState, OpenKind};
 use crate::error::Error;
 use crate::runtime::channel::Channel;
-use crate::runtime::driver::{Bridge, Pass, Step, MAX_QUEUED};
+use crate::runtime::driver::{offer_write, Bridge, Offered, Pass, Step, MAX_QUEUED};
 use crate::runtime::session::Session;
 use crate::runtime::sys::Ready;
 use crate::wire::Reader;
@@ -172,25 +172,18 @@ impl<S: Duplex> Conn<S> {
         if self.broken || self.out_shut {
             return 0;
         }
-        loop {
-            match self.stream.write(data) {
-                Ok(0) => {
-                    self.broken = true;
-                    return 0;
-                }
-                Ok(n) => {
-                    self.pending |= n < data.len();
-                    return n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.pending = true;
-                    return 0;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.broken = true;
-                    return 0;
-                }
+        match offer_write(&mut self.stream, data) {
+            Offered::Took(n) => {
+                self.pending |= n < data.len();
+                n
+            }
+            Offered::Full => {
+                self.pending = true;
+                0
+            }
+            Offered::Broken => {
+                self.broken = true;
+                0
             }
         }
     }

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use crate::client::{ChannelId, Client, Phase};
 use crate::connection::{ChanState, ExitStatus};
 use crate::error::Error;
-use crate::runtime::driver::{Bridge, Pass, Step, MAX_QUEUED};
+use crate::runtime::driver::{offer_write, Bridge, Offered, Pass, Step, MAX_QUEUED};
 use crate::runtime::sys::Ready;
 
 /// Largest read from the application in one step (one packet, read straight into it).
@@ -106,22 +106,19 @@ impl Outflow {
         if self.broken || self.shut {
             return 0;
         }
-        loop {
-            match self.sock.write(data) {
-                Ok(n) => {
-                    self.pending |= n < data.len();
-                    return n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.pending = true;
-                    return 0;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // Nobody reads: `pump` discards from now on (as it does on this error).
-                    self.broken = true;
-                    return 0;
-                }
+        match offer_write(&mut self.sock, data) {
+            Offered::Took(n) => {
+                self.pending |= n < data.len();
+                n
+            }
+            Offered::Full => {
+                self.pending = true;
+                0
+            }
+            // Nobody reads: `pump` discards from now on (as it does on this error).
+            Offered::Broken => {
+                self.broken = true;
+                0
             }
         }
     }

@@ -23,10 +23,10 @@
 //! command on stderr; `SSHBRIDGE_LOG=info|debug|trace` adds the library's.
 
 mod server_common;
-use server_common::fatal;
+use server_common::{fatal, pipe_child};
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -229,31 +229,7 @@ fn run_channel(ch: ServerChannel, capsules: &[CapsuleDir]) {
 
 fn run_piped(ch: &Arc<ServerChannel>, cmd: &mut Command) -> io::Result<std::process::ExitStatus> {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let mut stdin = child.stdin.take();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let c = ch.clone();
-    // stdin: until the client's EOF (or the channel ends); not joined.
-    std::thread::spawn(move || {
-        if let Some(mut w) = stdin.take() {
-            let _ = io::copy(&mut &*c, &mut w);
-        }
-    });
-    let c = ch.clone();
-    let out = std::thread::spawn(move || {
-        if let Some(r) = stdout.as_mut() {
-            let _ = io::copy(r, &mut &*c);
-        }
-    });
-    let c = ch.clone();
-    let err = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 32768];
-        while let Some(Ok(n)) = stderr.as_mut().map(|r| r.read(&mut buf)) {
-            if n == 0 || c.write_stderr(buf.get(..n).unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
+    let [out, err] = pipe_child(ch, &mut child);
     // The connection ended (idle timeout, client gone): the command's process group goes too.
     let pgid = i32::try_from(child.id()).unwrap_or(0);
     let done = Arc::new(AtomicBool::new(false));

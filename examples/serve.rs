@@ -13,11 +13,11 @@
 //! free port; the address is printed as `listening on ADDR` once the server accepts.
 
 mod server_common;
-use server_common::fatal;
+use server_common::{fatal, pipe_child, pump};
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -187,28 +187,7 @@ fn run_channel(ch: ServerChannel, sftp: Option<&str>) {
 
 fn run_piped(ch: &Arc<ServerChannel>, cmd: &mut Command) -> io::Result<std::process::ExitStatus> {
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let mut stdin = child.stdin.take();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let c = ch.clone();
-    // stdin: until the client's EOF (or the channel ends); not joined.
-    std::thread::spawn(move || {
-        if let Some(mut w) = stdin.take() {
-            let _ = io::copy(&mut &*c, &mut w);
-        }
-    });
-    let c = ch.clone();
-    let out = std::thread::spawn(move || {
-        if let Some(r) = stdout.as_mut() {
-            pump(r, |d| (&*c).write_all(d));
-        }
-    });
-    let c = ch.clone();
-    let err = std::thread::spawn(move || {
-        if let Some(r) = stderr.as_mut() {
-            pump(r, |d| c.write_stderr(d));
-        }
-    });
+    let [out, err] = pipe_child(ch, &mut child);
     let pid = child.id();
     let done = Arc::new(AtomicBool::new(false));
     let watcher = watch_requests(ch.clone(), pid, None, done.clone());
@@ -219,24 +198,6 @@ fn run_piped(ch: &Arc<ServerChannel>, cmd: &mut Command) -> io::Result<std::proc
     let _ = out.join();
     let _ = err.join();
     status
-}
-
-/// Copy a program's output to the channel in chunks as large as a pipe gives (up to 256 KiB):
-/// fewer, fuller packets than io::copy's 8 KiB.
-fn pump(r: &mut impl Read, mut write: impl FnMut(&[u8]) -> io::Result<()>) {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                if write(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
 }
 
 fn run_with_pty(ch: &Arc<ServerChannel>, cmd: &mut Command, cols: u32, rows: u32) -> io::Result<std::process::ExitStatus> {

@@ -1,10 +1,13 @@
 //! What the two example servers (`serve`, `capsule-server`) share: fatal errors, the
-//! `SSHBRIDGE_LOG` logger, host keys from files, and a finished program's exit status as RFC
-//! 4254 section 6.10 reports it.
+//! `SSHBRIDGE_LOG` logger, host keys from files, a program's piped stdio joined to a channel
+//! (RFC 4254 sections 5.2 and 5.2's extended data) and its exit status as section 6.10 reports it.
 
+use std::io::{self, Read, Write};
+use std::process::Child;
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
-use sshbridge::{ExitStatus, PrivateKey};
+use sshbridge::{ExitStatus, PrivateKey, ServerChannel};
 
 static PROGRAM: OnceLock<&'static str> = OnceLock::new();
 
@@ -58,4 +61,48 @@ pub fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
         },
         None => ExitStatus::Code(s.code().unwrap_or(255) as u32),
     }
+}
+
+/// Copy a program's output to the channel in chunks as large as a pipe gives (up to 256 KiB):
+/// fewer, fuller packets than io::copy's 8 KiB.
+pub fn pump(r: &mut impl Read, mut write: impl FnMut(&[u8]) -> io::Result<()>) {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if write(buf.get(..n).unwrap_or_default()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Join a child spawned with piped stdin, stdout and stderr to the channel: stdin from the
+/// client until its EOF or the channel's end (that thread is not joined), stdout and stderr to
+/// the client. Returns the two output threads, to be joined after the child exits.
+pub fn pipe_child(ch: &Arc<ServerChannel>, child: &mut Child) -> [JoinHandle<()>; 2] {
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let c = ch.clone();
+    std::thread::spawn(move || {
+        if let Some(mut w) = stdin {
+            let _ = io::copy(&mut &*c, &mut w);
+        }
+    });
+    let c = ch.clone();
+    let out = std::thread::spawn(move || {
+        if let Some(mut r) = stdout {
+            pump(&mut r, |d| (&*c).write_all(d));
+        }
+    });
+    let c = ch.clone();
+    let err = std::thread::spawn(move || {
+        if let Some(mut r) = stderr {
+            pump(&mut r, |d| c.write_stderr(d));
+        }
+    });
+    [out, err]
 }

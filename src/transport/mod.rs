@@ -399,9 +399,8 @@ impl Transport {
         let transport_msg = payload.first().is_some_and(|&n| matches!(n, 1..=4 | 20..=49));
         if transport_msg || (self.can_send() && self.queued.is_empty()) {
             self.seal(payload);
-            if !transport_msg && self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
-                // Rekey as soon as the volume limit is crossed, not only when input arrives.
-                self.send_kexinit();
+            if !transport_msg {
+                self.rekey_if_volume_reached();
             }
         } else {
             self.queued_bytes = self.queued_bytes.saturating_add(payload.len());
@@ -419,9 +418,7 @@ impl Transport {
         let [r0, r1, r2, r3] = recipient.to_be_bytes();
         let [l0, l1, l2, l3] = u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes();
         self.seal_parts(&[&[msg::CHANNEL_DATA, r0, r1, r2, r3, l0, l1, l2, l3], data]);
-        if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
-            self.send_kexinit();
-        }
+        self.rekey_if_volume_reached();
     }
 
     /// Send CHANNEL_DATA whose data `fill` writes straight into the packet being built (issue
@@ -457,10 +454,15 @@ impl Transport {
         let payload_at = start.saturating_add(5);
         crate::logging::packet("send", self.tx_seq, &[self.out.get(payload_at..).unwrap_or_default()], self.log_payloads);
         self.seal_finish(start, n.saturating_add(9));
+        self.rekey_if_volume_reached();
+        n
+    }
+
+    /// Rekey as soon as sending crosses the volume limit, not only when input arrives.
+    fn rekey_if_volume_reached(&mut self) {
         if self.volume_limit_reached() && matches!(self.kex, KexState::Idle) {
             self.send_kexinit();
         }
-        n
     }
 
     fn volume_limit_reached(&self) -> bool {

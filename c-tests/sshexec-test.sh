@@ -5,7 +5,8 @@
 #
 # Cases: known_hosts (accept-new then yes; ssh-keygen -F finds the entry; HashKnownHosts),
 # bad_option (an unknown -o is an error naming it), env_pty_verbose (-o SetEnv, -t, -v),
-# forward (-L carries 64 MiB both ways through sshd to a local echo server).
+# forward (-L carries 64 MiB both ways through sshd to a local echo server), stdin (a file and a
+# pipe uploaded byte-exact, echoed back; a remote command that exits during an upload).
 # Exit status: 0 pass, 1 fail, 77 skip.
 set -uo pipefail
 SSHEXEC=$1
@@ -101,6 +102,25 @@ t.join()
 print(f"  {n} bytes echoed through -L")
 sys.exit(0 if n == size and got.digest() == want.digest() else f"got {n} bytes, digest {'ok' if got.digest() == want.digest() else 'differs'}")
 EOF
+    ;;
+stdin)
+    # stdin both ways sshexec reads it: a regular file (sendfile() into db_stdin_stdout) and a
+    # pipe (read() + send()); 20 MiB + 17 bytes of random data, checked by sha256 remotely and
+    # echoed back by `cat`; a remote command that exits without reading must not hang us.
+    head -c 20971537 /dev/urandom >"$T/in.bin"
+    want=$(sha256sum <"$T/in.bin" | cut -d' ' -f1)
+    got=$("$SSHEXEC" "${BASE[@]}" 127.0.0.1 sha256sum <"$T/in.bin" | cut -d' ' -f1)
+    [[ $got == "$want" ]] || fail "file upload: remote sha256 $got, want $want"
+    got=$(cat "$T/in.bin" | "$SSHEXEC" "${BASE[@]}" 127.0.0.1 sha256sum | cut -d' ' -f1)
+    [[ $got == "$want" ]] || fail "pipe upload: remote sha256 $got, want $want"
+    got=$("$SSHEXEC" "${BASE[@]}" 127.0.0.1 cat <"$T/in.bin" | sha256sum | cut -d' ' -f1)
+    [[ $got == "$want" ]] || fail "file echoed by cat: sha256 $got, want $want"
+    : >"$T/empty"
+    out=$("$SSHEXEC" "${BASE[@]}" 127.0.0.1 'wc -c' <"$T/empty")
+    [[ $out == 0 ]] || fail "empty file: remote wc -c says $out"
+    timeout 60 "$SSHEXEC" "${BASE[@]}" 127.0.0.1 'head -c 10 >/dev/null; exit 3' <"$T/in.bin"
+    rc=$?
+    [[ $rc == 3 ]] || fail "remote exiting during the upload: rc $rc, want 3"
     ;;
 *) echo "unknown case $CASE"; exit 1 ;;
 esac

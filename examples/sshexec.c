@@ -33,9 +33,11 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,20 +132,111 @@ static int write_all(int fd, const char *buf, size_t n)
  * stdin → db_stdin_stdout (then shutdown(SHUT_WR) for EOF), db_stdin_stdout → stdout,
  * db_stderr → stderr. One poll() loop, so no direction can block another.
  */
+/* sendfile(out, in, NULL, count) with SIGPIPE held off: a closed socket is EPIPE in *err. */
+static ssize_t sendfile_nosignal(int out, int in, size_t count, int *err)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w = sendfile(out, in, NULL, count);
+    *err = errno;
+    if (w < 0 && *err == EPIPE) {
+        const struct timespec now = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &now) == SIGPIPE) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return w;
+}
+
 static void pump(cyg_dropbear_cli_handle *h)
 {
-    char in[65536], buf[65536];
+    /* Input goes in large chunks and is sent as soon as it is read: no poll() round trip
+     * between reading stdin and handing the bytes to the library, and one only when the
+     * socket is full (the library's socketpair takes 1 MiB before that happens). */
+    static char in[262144], buf[65536];
     size_t in_len = 0, in_off = 0;
     int stdin_eof = 0, shut = 0, out_eof = 0, err_eof = 0, out_ok = 1, err_ok = 1;
+    /* Worth trying before poll() says so: a regular file's read() never blocks (a terminal's
+     * or a pipe's may, so for those poll() comes first). */
+    struct stat st;
+    const int in_file = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+    int in_ready = in_file, out_ready = 1;
+    /* A regular file goes to the socket with sendfile(): the kernel copies it from the page
+     * cache into the socket, one copy of each byte fewer than read() + send(). That needs the
+     * socket non-blocking (sendfile has no MSG_DONTWAIT) and SIGPIPE held off around the call
+     * (it has no MSG_NOSIGNAL either). */
+    int use_sendfile = in_file;
+    if (use_sendfile) {
+        int fl = fcntl(h->db_stdin_stdout, F_GETFL);
+        use_sendfile = fl >= 0 && fcntl(h->db_stdin_stdout, F_SETFL, fl | O_NONBLOCK) == 0;
+    }
 
     while (!out_eof || !err_eof) {
+        /* stdin -> db_stdin_stdout, for as long as neither side would block */
+        while (!stdin_eof || in_off < in_len) {
+            if (use_sendfile && in_off == in_len) {
+                if (!out_ready)
+                    break;
+                int e = 0;
+                ssize_t w = sendfile_nosignal(h->db_stdin_stdout, STDIN_FILENO, 1 << 20, &e);
+                if (w > 0)
+                    continue;
+                if (w == 0) {
+                    stdin_eof = 1;
+                } else if (e == EAGAIN || e == EWOULDBLOCK) {
+                    out_ready = 0;
+                } else if (e == EINTR) {
+                    continue;
+                } else if (e == EINVAL || e == ENOSYS) {
+                    use_sendfile = 0; /* this file cannot be sent that way: read() it */
+                    continue;
+                } else {
+                    stdin_eof = 1; /* the remote side takes no more input */
+                }
+                break;
+            }
+            if (in_off == in_len) {
+                if (!in_ready)
+                    break;
+                ssize_t r = read(STDIN_FILENO, in, sizeof in);
+                if (r > 0) {
+                    in_len = (size_t)r;
+                    in_off = 0;
+                    in_ready = in_file;
+                } else if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+                    in_ready = errno == EINTR;
+                    if (!in_ready)
+                        break;
+                    continue;
+                } else {
+                    stdin_eof = 1; /* EOF, or stdin unusable (closed, a directory...) */
+                    break;
+                }
+            }
+            if (!out_ready)
+                break;
+            ssize_t w = send(h->db_stdin_stdout, in + in_off, in_len - in_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w > 0) {
+                in_off += (size_t)w;
+            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                out_ready = 0;
+            } else if (w < 0 && errno == EINTR) {
+                continue;
+            } else {
+                in_off = in_len, stdin_eof = 1; /* the remote side takes no more input */
+            }
+        }
         if (stdin_eof && in_len == in_off && !shut) {
             shutdown(h->db_stdin_stdout, SHUT_WR); /* remote stdin sees EOF */
             shut = 1;
         }
+        /* sendfile waits for room in the socket only: a file is always readable */
+        const int want_out = in_off < in_len || (use_sendfile && !stdin_eof);
         struct pollfd pf[3] = {
-            { (!stdin_eof && in_len == in_off) ? STDIN_FILENO : -1, POLLIN, 0 },
-            { h->db_stdin_stdout, (short)((out_eof ? 0 : POLLIN) | (in_off < in_len ? POLLOUT : 0)), 0 },
+            { (!stdin_eof && in_len == in_off && !use_sendfile) ? STDIN_FILENO : -1, POLLIN, 0 },
+            { h->db_stdin_stdout, (short)((out_eof ? 0 : POLLIN) | (want_out ? POLLOUT : 0)), 0 },
             { err_eof ? -1 : h->db_stderr, POLLIN, 0 },
         };
         if (poll(pf, 3, -1) < 0) {
@@ -152,22 +245,10 @@ static void pump(cyg_dropbear_cli_handle *h)
             perror("sshexec: poll");
             return;
         }
-        if (pf[0].revents) {
-            ssize_t r = read(STDIN_FILENO, in, sizeof in);
-            if (r > 0) {
-                in_len = (size_t)r;
-                in_off = 0;
-            } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-                stdin_eof = 1; /* EOF, or stdin unusable (closed, a directory...) */
-            }
-        }
-        if (pf[1].revents & POLLOUT && in_off < in_len) {
-            ssize_t w = send(h->db_stdin_stdout, in + in_off, in_len - in_off, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (w > 0)
-                in_off += (size_t)w;
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                in_off = in_len, stdin_eof = 1; /* the remote side takes no more input */
-        }
+        if (pf[0].revents)
+            in_ready = 1;
+        if (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))
+            out_ready = 1;
         if (!out_eof && pf[1].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t r = read(h->db_stdin_stdout, buf, sizeof buf);
             if (r > 0) {

@@ -135,6 +135,10 @@ impl Client {
     pub fn transport(&self) -> &Transport {
         &self.t
     }
+    /// `Transport::trim_buffers`: empty buffers above `keep` bytes are released.
+    pub fn trim_buffers(&mut self, keep: usize) {
+        self.t.trim_buffers(keep);
+    }
     /// The server's USERAUTH_BANNER text, sanitized.
     pub fn banner(&self) -> &str {
         self.auth.banner()

@@ -543,3 +543,46 @@ fn sshd_read_stderr_first_with_bulk_stdout() {
     let e = ch.read_stderr(&mut buf).unwrap_err();
     assert!(matches!(e, sshbridge::Error::Timeout(_)), "{e:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Buffers after a bulk transfer (issue 16: RSS of idle sessions)
+// ---------------------------------------------------------------------------------------
+
+/// A connection that moved 32 MiB each way grows its network buffers, and gives them back
+/// once it has been quiet for a second: `SessionInfo::buffer_bytes` falls to a few KiB again.
+#[test]
+fn sshd_buffers_shrink_when_the_connection_goes_idle() {
+    let srv = support::sshd(&[]);
+    let _log = ShowLog(&srv);
+    let mut r = Remote::new(&srv);
+    let s = r.session().clone();
+    let idle_before = s.info().unwrap().buffer_bytes;
+    let size = 32 << 20;
+    let mut ch = s.exec(&format!("head -c {size} /dev/zero")).unwrap();
+    let mut got = Vec::new();
+    ch.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), size);
+    let after_download = s.info().unwrap().buffer_bytes;
+    let mut up = s.exec("cat > /dev/null").unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for _ in 0..32 {
+        up.write_all(&chunk).unwrap();
+    }
+    let after_upload = s.info().unwrap().buffer_bytes;
+    up.send_eof().unwrap();
+    assert_eq!(up.wait().unwrap(), Some(ExitStatus::Code(0)));
+    std::thread::sleep(Duration::from_millis(1800));
+    let idle_after = s.info().unwrap().buffer_bytes;
+    eprintln!(
+        "buffer_bytes: idle {idle_before}, after 32 MiB down {after_download}, during 32 MiB up {after_upload}, \
+         idle 1.8 s later {idle_after}"
+    );
+    assert!(idle_before <= 32 * 1024, "a fresh idle session holds {idle_before} bytes of buffer");
+    assert!(after_download.max(after_upload) >= 96 * 1024, "bulk transfers did not grow the buffers");
+    assert!(idle_after <= 40 * 1024, "still {idle_after} bytes of buffer 1.8 s after the transfers");
+    // And the connection still works at full speed afterwards.
+    let mut ch = s.exec("head -c 1000000 /dev/zero").unwrap();
+    let mut got = Vec::new();
+    ch.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 1_000_000);
+}

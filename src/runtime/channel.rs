@@ -336,9 +336,11 @@ impl Write for Channel {
                 let e = g.ep.error().cloned().unwrap_or_else(|| Error::ConnectionClosed("connection closed".into()));
                 return Err(to_io(e));
             }
-            // Do not queue more than a window's worth ahead of the socket.
-            if g.ep.output_len() < MAX_QUEUED {
-                let n = g.ep.send_data(id, buf);
+            // Do not queue more than MAX_QUEUED ahead of the socket (a large write goes in
+            // several turns rather than growing the output buffer to the window's 2 MiB).
+            let room = MAX_QUEUED.saturating_sub(g.ep.output_len());
+            if room > 0 {
+                let n = g.ep.send_data(id, buf.get(..buf.len().min(room)).unwrap_or(buf));
                 if n > 0 {
                     sh.wake();
                     return Ok(n);

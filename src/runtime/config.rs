@@ -115,5 +115,9 @@ pub struct SessionInfo {
     pub kex_count: u32,
     /// The session identifier (the first exchange hash, RFC 4253 section 7.2).
     pub session_id: Vec<u8>,
+    /// Bytes of network buffer the connection holds right now (input and output capacity):
+    /// grows during bulk transfers, back to a few KiB about a second after the network went
+    /// quiet.
+    pub buffer_bytes: usize,
 }
 

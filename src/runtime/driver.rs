@@ -24,8 +24,15 @@ use crate::runtime::sys::{self, Ready};
 /// Network bytes asked for per read(2): the first reads are small, so an idle session keeps a
 /// small buffer; every read that fills its space doubles the next, up to the maximum. (256 KiB
 /// reads left glibc's per-thread arenas 2.4 MB larger after 200 concurrent sessions: soak.)
-const NET_READ_MIN: usize = 16 * 1024;
+const NET_READ_MIN: usize = 4 * 1024;
 const NET_READ_MAX: usize = 64 * 1024;
+/// Stack kept below the driver loop's frame when the rest is given back (`release_unused_stack`):
+/// the loop's own calls (a pass's parsing, sealing and logging) stay resident.
+const STACK_KEEP: usize = 16 * 1024;
+/// A connection whose network was quiet this long gives back its bulk-transfer buffers
+/// (`Endpoint::trim_buffers`, down to `IDLE_BUFFER_KEEP` each; reads start small again).
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
+const IDLE_BUFFER_KEEP: usize = 16 * 1024;
 /// How long a dead core's last output may wait for a peer that does not read.
 const LAST_WORDS: Duration = Duration::from_secs(2);
 /// Most bytes queued for the network before writers wait (handles and bridges alike).
@@ -82,6 +89,18 @@ pub trait Endpoint: Send + 'static {
     fn stage(&self) -> Stage;
     /// "server" or "client": the other end, for error messages.
     fn peer(&self) -> &'static str;
+    /// Key exchanges completed so far (the driver gives back stack pages after each).
+    fn kex_count(&self) -> u32 {
+        0
+    }
+    /// Capacity of the network buffers, and letting go of the empty ones above `keep` bytes
+    /// (the driver's idle trim).
+    fn buffer_capacity(&self) -> usize {
+        0
+    }
+    fn trim_buffers(&mut self, keep: usize) {
+        let _ = keep;
+    }
 }
 
 /// Where a connection's handshake stands.
@@ -145,6 +164,15 @@ impl Endpoint for Client {
     }
     fn peer(&self) -> &'static str {
         "server"
+    }
+    fn kex_count(&self) -> u32 {
+        self.transport().kex_count()
+    }
+    fn buffer_capacity(&self) -> usize {
+        self.transport().buffer_capacity()
+    }
+    fn trim_buffers(&mut self, keep: usize) {
+        Client::trim_buffers(self, keep)
     }
 }
 
@@ -363,6 +391,10 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
     let mut dead_since: Option<Instant> = None;
     let mut fds: Vec<(RawFd, bool, bool)> = Vec::new();
     let mut spans: Vec<usize> = Vec::new();
+    // The key exchange after which this thread last gave back its unused stack.
+    let mut stack_released_at = 0u32;
+    // When bytes last moved on the network (for the idle trim of big buffers).
+    let mut net_busy_at = Instant::now();
     let mut g = sh.lock();
     loop {
         let now = Instant::now();
@@ -399,7 +431,10 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
                         core.net_dead = true;
                         break;
                     }
-                    Ok(n) => core.ep.consume_output(n),
+                    Ok(n) => {
+                        core.ep.consume_output(n);
+                        net_busy_at = now;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -441,6 +476,23 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
             spans.push(fds.len() - before);
             wake_at = min_time(wake_at, b.deadline());
         }
+        // Big buffers left by a bulk transfer go once the network has been quiet a while.
+        let big = core.ep.buffer_capacity() > 2 * IDLE_BUFFER_KEEP || net_read > NET_READ_MIN;
+        if big {
+            let trim_at = net_busy_at + IDLE_TRIM_AFTER;
+            if now >= trim_at {
+                core.ep.trim_buffers(IDLE_BUFFER_KEEP);
+                net_read = NET_READ_MIN;
+            } else {
+                wake_at = min_time(wake_at, Some(trim_at));
+            }
+        }
+        // A key exchange (and authentication) just finished: its deep crypto frames are gone,
+        // so their stack pages go back before this thread sleeps (idle sessions stay small).
+        if core.ep.stage() == Stage::Other && core.ep.kex_count() != stack_released_at {
+            stack_released_at = core.ep.kex_count();
+            sys::release_unused_stack(STACK_KEEP);
+        }
         drop(g);
         let ready = sys::poll(&fds, wake_at);
         g = sh.lock();
@@ -471,6 +523,7 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
                         break;
                     }
                     Ok(n) => {
+                        net_busy_at = Instant::now();
                         // Channel data may go straight to a bridge's descriptor (issue 16).
                         core.ep.input_read_to(n, Instant::now(), &mut ToBridges(&mut bridges));
                         if !core.ep.wants_input() {

@@ -81,11 +81,15 @@ pub(crate) struct Conn<S: Duplex> {
     /// Writing to the TCP peer failed: discard channel output.
     broken: bool,
     hup: bool,
+    /// The stream may have input: not known to be empty since poll() last said it was
+    /// readable. An idle connection then builds no packet to read into (`send_data_with`
+    /// reserves a whole packet of output buffer) and makes no read that would block.
+    readable: bool,
 }
 
 impl<S: Duplex> Conn<S> {
     pub(crate) fn new(stream: S, id: ChannelId) -> Conn<S> {
-        Conn { stream, id, pending: false, in_eof: false, out_shut: false, broken: false, hup: false }
+        Conn { stream, id, pending: false, in_eof: false, out_shut: false, broken: false, hup: false, readable: false }
     }
 
     /// Move data both ways; returns false once the connection is finished.
@@ -132,7 +136,7 @@ impl<S: Duplex> Conn<S> {
             self.in_eof = true;
             c.send_eof(id);
         }
-        while !self.in_eof && c.output_len() < MAX_QUEUED {
+        while self.readable && !self.in_eof && c.output_len() < MAX_QUEUED {
             let room = c.writable(id).min(TCP_READ);
             if room == 0 {
                 break;
@@ -153,7 +157,10 @@ impl<S: Duplex> Conn<S> {
                     c.send_eof(id);
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.in_eof = true;
@@ -196,6 +203,7 @@ impl<S: Duplex> Conn<S> {
     }
 
     fn ready(&mut self, r: &Ready) {
+        self.readable |= r.read || r.hup;
         if r.hup && !r.read {
             self.hup = true;
             self.broken = true;

@@ -273,6 +273,15 @@ impl Endpoint for ServerEndpoint {
     fn peer(&self) -> &'static str {
         "client"
     }
+    fn kex_count(&self) -> u32 {
+        self.core.transport().kex_count()
+    }
+    fn buffer_capacity(&self) -> usize {
+        self.core.transport().buffer_capacity()
+    }
+    fn trim_buffers(&mut self, keep: usize) {
+        self.core.trim_buffers(keep)
+    }
 }
 
 struct Inner {

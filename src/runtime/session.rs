@@ -191,6 +191,7 @@ impl Session {
             banner: g.ep.banner().to_string(),
             kex_count: t.kex_count(),
             session_id: t.session_id()?.to_vec(),
+            buffer_bytes: t.buffer_capacity(),
         })
     }
 

@@ -147,6 +147,11 @@ pub struct StdioBridge {
     out_hup: bool,
     err_hup: bool,
     discarded: u64,
+    /// The application's socket may have input: not known to be empty since poll() last said
+    /// it was readable (or close() was called). An idle session then builds no packet to read
+    /// into (that reserves a whole packet of output buffer: 32 KiB of RSS per idle session)
+    /// and makes no read that would block.
+    app_readable: bool,
 }
 
 impl StdioBridge {
@@ -165,6 +170,7 @@ impl StdioBridge {
             out_hup: false,
             err_hup: false,
             discarded: 0,
+            app_readable: false,
         }
     }
 
@@ -197,6 +203,9 @@ impl Bridge for StdioBridge {
             if self.close.is_none() {
                 self.close = sh.close;
                 if self.close.is_some() {
+                    // Read until it would block once more: that is how close(h, 1) knows all
+                    // of the application's input was taken.
+                    self.app_readable = true;
                     // The application reads no more once it closes the handle: keep the remote
                     // output flowing into the void so the command can finish.
                     self.out.broken = true;
@@ -256,7 +265,7 @@ impl Bridge for StdioBridge {
         }
 
         // Application input toward the server.
-        while !sink && !self.app_eof && !net_dead && client.output_len() < MAX_QUEUED {
+        while self.app_readable && !sink && !self.app_eof && !net_dead && client.output_len() < MAX_QUEUED {
             let room = client.writable(id).min(APP_READ);
             if room == 0 {
                 break;
@@ -278,6 +287,7 @@ impl Bridge for StdioBridge {
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.app_readable = false;
                     if matches!(self.close, Some(CloseMode::Wait(_))) {
                         // close() was called after the application's last write, so all of its
                         // data has now been read: end the remote's stdin.
@@ -338,6 +348,7 @@ impl Bridge for StdioBridge {
 
     fn ready(&mut self, client: &mut Client, ready: &[Ready]) {
         let at = |i: usize| ready.get(i).copied().unwrap_or_default();
+        self.app_readable |= at(0).read || at(0).hup;
         // The application closed its end of a socketpair: no more output to it, and (stdio)
         // no more input from it.
         if at(0).hup && !at(0).read {

@@ -166,6 +166,10 @@ impl Server {
     pub fn transport(&self) -> &Transport {
         &self.t
     }
+    /// `Transport::trim_buffers`: empty buffers above `keep` bytes are released.
+    pub fn trim_buffers(&mut self, keep: usize) {
+        self.t.trim_buffers(keep);
+    }
     pub fn connection(&self) -> &Connection {
         &self.conn
     }

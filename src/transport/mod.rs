@@ -616,6 +616,21 @@ impl Transport {
         }
     }
 
+    /// Bytes of buffer held for input and output (capacity), for the driver's idle trim.
+    pub fn buffer_capacity(&self) -> usize {
+        self.inbuf.capacity().saturating_add(self.out.capacity())
+    }
+
+    /// Let go of input and output buffers larger than `keep` that hold nothing: a connection
+    /// that moved bulk data and then went idle returns to an idle one's size.
+    pub fn trim_buffers(&mut self, keep: usize) {
+        self.trim_input(keep);
+        if self.out_start == self.out.len() && self.out.capacity() > keep {
+            self.out = Vec::new();
+            self.out_start = 0;
+        }
+    }
+
     fn gate_state(&self) -> GateState {
         GateState {
             server: self.role() == Role::Server,

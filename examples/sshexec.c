@@ -174,15 +174,19 @@ static void pump(cyg_dropbear_cli_handle *h)
     }
 
     while (!out_eof || !err_eof) {
-        /* stdin -> db_stdin_stdout, for as long as neither side would block */
-        while (!stdin_eof || in_off < in_len) {
+        /* stdin -> db_stdin_stdout, for as long as neither side would block, up to 2 MiB at
+         * a time so remote output (and its end) is seen in between */
+        size_t moved = 0;
+        while ((!stdin_eof || in_off < in_len) && moved < (2u << 20)) {
             if (use_sendfile && in_off == in_len) {
                 if (!out_ready)
                     break;
                 int e = 0;
                 ssize_t w = sendfile_nosignal(h->db_stdin_stdout, STDIN_FILENO, 1 << 20, &e);
-                if (w > 0)
+                if (w > 0) {
+                    moved += (size_t)w;
                     continue;
+                }
                 if (w == 0) {
                     stdin_eof = 1;
                 } else if (e == EAGAIN || e == EWOULDBLOCK) {
@@ -220,6 +224,7 @@ static void pump(cyg_dropbear_cli_handle *h)
             ssize_t w = send(h->db_stdin_stdout, in + in_off, in_len - in_off, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w > 0) {
                 in_off += (size_t)w;
+                moved += (size_t)w;
             } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 out_ready = 0;
             } else if (w < 0 && errno == EINTR) {
@@ -236,7 +241,8 @@ static void pump(cyg_dropbear_cli_handle *h)
         const int want_out = in_off < in_len || (use_sendfile && !stdin_eof);
         struct pollfd pf[3] = {
             { (!stdin_eof && in_len == in_off && !use_sendfile) ? STDIN_FILENO : -1, POLLIN, 0 },
-            { h->db_stdin_stdout, (short)((out_eof ? 0 : POLLIN) | (want_out ? POLLOUT : 0)), 0 },
+            /* left out once it has nothing to say: a hung-up socket would wake poll() at once */
+            { (out_eof && !want_out) ? -1 : h->db_stdin_stdout, (short)((out_eof ? 0 : POLLIN) | (want_out ? POLLOUT : 0)), 0 },
             { err_eof ? -1 : h->db_stderr, POLLIN, 0 },
         };
         if (poll(pf, 3, -1) < 0) {

@@ -141,13 +141,32 @@ fn banner_then_silence_times_out() {
     h.join().unwrap();
 }
 
+/// A port nobody listens on, held for the caller: bound, never listening, so another test's
+/// listener cannot take it in the meantime (a freed port could be, and was: then the
+/// "refused" connect reached that listener instead).
+fn bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; `sa` and `len` are live
+    // locals of the sizes passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len), 0, "bind");
+        let mut len = len;
+        assert_eq!(libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_in).cast(), &mut len), 0);
+        (owned, u16::from_be(sa.sin_port))
+    }
+}
+
 /// Nobody listens: refused at once.
 #[test]
 fn closed_port_is_refused() {
-    let port = {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held, port) = bound_not_listening();
     let (e, took) = connect_err(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), config());
     assert!(took < Duration::from_secs(3), "took {took:?}");
     match &e {

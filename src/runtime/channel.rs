@@ -16,6 +16,9 @@ use crate::error::Error;
 use crate::runtime::driver::{Core, MAX_QUEUED};
 use crate::runtime::session::Session;
 
+/// Least room in the output queue for which `Write::write` queues part of a larger buffer.
+const MIN_WRITE_TURN: usize = 32 * 1024;
+
 /// Everything a command produced: (stdout, stderr, exit status).
 pub type Output = (Vec<u8>, Vec<u8>, Option<ExitStatus>);
 
@@ -338,8 +341,9 @@ impl Write for Channel {
             }
             // Do not queue more than MAX_QUEUED ahead of the socket (a large write goes in
             // several turns rather than growing the output buffer to the window's 2 MiB).
+            // Nor in slivers: wait for room for a full packet's worth (or for all of `buf`).
             let room = MAX_QUEUED.saturating_sub(g.ep.output_len());
-            if room > 0 {
+            if room >= buf.len().min(MIN_WRITE_TURN) {
                 let n = g.ep.send_data(id, buf.get(..buf.len().min(room)).unwrap_or(buf));
                 if n > 0 {
                     sh.wake();

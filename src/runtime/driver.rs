@@ -489,11 +489,14 @@ fn run<E: Endpoint>(sh: &Shared<E>, mut sock: TcpStream, mut wake: UnixStream) {
         }
         // A key exchange (and authentication) just finished: its deep crypto frames are gone,
         // so their stack pages go back before this thread sleeps (idle sessions stay small).
-        if core.ep.stage() == Stage::Other && core.ep.kex_count() != stack_released_at {
+        let release_stack = core.ep.stage() == Stage::Other && core.ep.kex_count() != stack_released_at;
+        if release_stack {
             stack_released_at = core.ep.kex_count();
-            sys::release_unused_stack(STACK_KEEP);
         }
         drop(g);
+        if release_stack {
+            sys::release_unused_stack(STACK_KEEP);
+        }
         let ready = sys::poll(&fds, wake_at);
         g = sh.lock();
         let ready = match ready {

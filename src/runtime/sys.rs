@@ -158,7 +158,15 @@ pub fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
 /// once touched and the thread's loop does not use. They read as zeros if touched again. An
 /// idle connection's driver thread then keeps a few pages of stack resident instead of the
 /// deepest the handshake went (issue 16: 64 KiB of RSS per idle session before).
-pub fn release_unused_stack(margin: usize) {
+/// Not inlined: the local whose address stands for the stack pointer must sit in this small
+/// frame, not somewhere in a large caller's. Only on threads the library spawned (never the
+/// main thread, whose stack bounds glibc derives from /proc/self/maps).
+#[inline(never)]
+pub(crate) fn release_unused_stack(margin: usize) {
+    // SAFETY: getpid/gettid have no preconditions.
+    if unsafe { libc::getpid() == libc::gettid() } {
+        return;
+    }
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
     let mut base: *mut libc::c_void = std::ptr::null_mut();

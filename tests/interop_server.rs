@@ -115,13 +115,13 @@ fn pick_server() -> (PathBuf, String, bool) {
                 "DEFAULT_SERVER is Serve but {} does not exist",
                 source.display()
             );
-            say!("interop_server: cargo build --release --example serve");
+            say!("interop_server: cargo build --release --features server --example serve");
             let st = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--example", "serve"])
+                .args(["build", "--release", "--features", "server", "--example", "serve"])
                 .current_dir(manifest())
                 .status()
                 .expect("cannot run cargo");
-            assert!(st.success(), "cargo build --release --example serve failed");
+            assert!(st.success(), "cargo build --release --features server --example serve failed");
             (
                 serve.clone(),
                 format!("our serve: {}", serve.display()),

@@ -59,7 +59,7 @@ use clients::Key;
 enum DefaultServer {
     /// `target/release/examples/serve` if it has been built, otherwise the sshd shim.
     ServeIfBuilt,
-    /// Our serve, built with `cargo build --release --example serve` when missing.
+    /// Our serve, built with `cargo build --release --features server --example serve` when missing.
     Serve,
 }
 

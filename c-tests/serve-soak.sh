@@ -6,7 +6,7 @@
 #   serve-soak.sh [SERVE]
 #
 # SERVE is the release build of examples/serve; without it (or when CARGO is set, as CTest
-# does) the script first runs `cargo build --release --example serve` in the source tree
+# does) the script first runs `cargo build --release --features server --example serve` in the source tree
 # (CARGO_TARGET_DIR honoured). Fresh ed25519 host and user keys in a temp dir; the server runs
 # as the current user on 127.0.0.1, port 0 (a free port), and is killed on exit.
 #
@@ -46,8 +46,8 @@ SERVE=${1:-}
 if [[ -z $SERVE || -n ${CARGO:-} ]]; then
     CARGO=${CARGO:-cargo}
     command -v "$CARGO" >/dev/null 2>&1 || CARGO=$HOME/.cargo/bin/cargo
-    echo "serve-soak: $CARGO build --release --example serve"
-    (cd "$ROOT" && "$CARGO" build -q --release --example serve) || { echo "FAIL: cannot build examples/serve"; exit 1; }
+    echo "serve-soak: $CARGO build --release --features server --example serve"
+    (cd "$ROOT" && "$CARGO" build -q --release --features server --example serve) || { echo "FAIL: cannot build examples/serve"; exit 1; }
     SERVE=${SERVE:-${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/serve}
 fi
 [[ -x $SERVE ]] || { echo "FAIL: $SERVE is not an executable"; exit 1; }

@@ -7,7 +7,7 @@
 //! builds (e.g. opt-levels, issue 16), not peers.
 //!
 //! ```text
-//! cargo run --release --example handshake_bench [SECONDS]
+//! cargo run --release --features server --example handshake_bench [SECONDS]
 //! ```
 //! One line per case: `kex=... host_key=... connections=... ms_per_connection=...`
 

@@ -255,8 +255,8 @@ srv_quiet() {
 }
 
 serve_start() {
-    blog "cargo build --release --example serve"
-    (cd "$BENCH_ROOT" && cargo build -q --release --example serve) >&2 || bdie "examples/serve failed to build"
+    blog "cargo build --release --features server --example serve"
+    (cd "$BENCH_ROOT" && cargo build -q --release --features server --example serve) >&2 || bdie "examples/serve failed to build"
     cp "$BT/id_ed25519.pub" "$BT/serve_authorized_keys"
     # Same host key as sshd, so the clients' known_hosts line only differs in the port.
     "$BENCH_ROOT/target/release/examples/serve" --listen 127.0.0.1:0 --host-key "$BT/host_ed25519" \

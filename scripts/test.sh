@@ -18,6 +18,7 @@ for features in "" "--features aws-lc" "--features sntrup"; do
 done
 # Lints: the crate denies unwrap/expect/panic outside tests, which only clippy enforces.
 cargo clippy -q --lib -- -D warnings
+cargo clippy -q --lib --features server -- -D warnings
 cargo clippy -q --lib --no-default-features -- -D warnings
 cargo clippy -q --lib --features aws-lc -- -D warnings
 # The optional aws-lc-rs cipher backend (aws-lc-sys compiles AWS-LC with the C compiler): the
@@ -34,12 +35,15 @@ done
 for feature in encrypted-keys known-hosts; do
     cargo clippy -q --lib --no-default-features --features "$feature" -- -D warnings
 done
-# The integration tests start their own servers on loopback.
-cargo test --all-targets -- --test-threads="${SSHBRIDGE_TEST_THREADS:-4}"
+# The integration tests start their own servers on loopback. `server` (off by default, issue 16)
+# for the server role's unit tests, tests/server_pair.rs, server_runtime.rs, hostile_server.rs,
+# dual_stack.rs, fuzz_corpus.rs's server cases and the examples serve, capsule-server and
+# handshake_bench.
+cargo test --all-targets --features server -- --test-threads="${SSHBRIDGE_TEST_THREADS:-4}"
 # sntrup761 (off by default): its unit tests, hostile values and interop (OpenSSH 10.0 and 9.2,
 # tinysshd, Dropbear 2025).
 cargo test --features sntrup --lib kex::
-cargo test --features sntrup --test interop_pq --test hostile_transport --test fuzz_corpus
+cargo test --features sntrup,server --test interop_pq --test hostile_transport --test fuzz_corpus
 if [[ -f scripts/test-c.sh ]]; then
     bash scripts/test-c.sh
 fi

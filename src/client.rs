@@ -221,9 +221,9 @@ impl Client {
         if let (Some((_, max)), Some(due)) = (self.keepalive, self.keepalive_due()) {
             if now >= due {
                 if self.unanswered >= max {
-                    let silent = now.saturating_duration_since(self.last_heard).as_secs_f64();
+                    let silent = crate::error::Tenths(now.saturating_duration_since(self.last_heard));
                     let e = Error::Timeout(format!(
-                        "the server stopped answering: nothing received for {silent:.1} s, {max} keepalives unanswered"
+                        "the server stopped answering: nothing received for {silent} s, {max} keepalives unanswered"
                     ));
                     let _ = self.fail_on(Err(e));
                     return;

@@ -141,6 +141,18 @@ impl From<std::io::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A duration in seconds with one decimal, rounded to the nearest tenth ("2.5"), for messages.
+/// Integer arithmetic: `{:.1}` of an `f64` brings in core's float formatting (Grisu, Dragon and
+/// their tables, about 17 KiB of the C library) for these two timeout messages alone.
+pub(crate) struct Tenths(pub std::time::Duration);
+
+impl fmt::Display for Tenths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = (self.0.as_millis() + 50) / 100;
+        write!(f, "{}.{}", t / 10, t % 10)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +169,14 @@ mod tests {
         let e = Error::AuthFailed { tried: vec!["password".into()], allowed: vec!["publickey".into()] };
         assert_eq!(e.to_string(), "authentication failed: tried [password]; server allows [publickey]");
         assert_eq!(Error::HostKeyRejected("x".into()).disconnect_reason(), 9);
+    }
+
+    #[test]
+    fn tenths_round_like_the_float_format() {
+        use std::time::Duration;
+        for (ms, text) in [(0, "0.0"), (1000, "1.0"), (1049, "1.0"), (1051, "1.1"), (2960, "3.0"), (61_234, "61.2")] {
+            assert_eq!(Tenths(Duration::from_millis(ms)).to_string(), text);
+            assert_eq!(format!("{:.1}", Duration::from_millis(ms).as_secs_f64()), text);
+        }
     }
 }

@@ -62,11 +62,11 @@ fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "--release", "--example", "capsule-server", "--example", "capsule"])
+            .args(["build", "-q", "--release", "--features", "server", "--example", "capsule-server", "--example", "capsule"])
             .current_dir(manifest())
             .status()
             .expect("cannot run cargo");
-        assert!(st.success(), "cargo build --release --example capsule-server --example capsule failed");
+        assert!(st.success(), "cargo build --release --features server --example capsule-server --example capsule failed");
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| manifest().join("target"));
         target.join("release/examples")
     });

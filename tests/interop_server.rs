@@ -59,7 +59,7 @@ use clients::Key;
 enum DefaultServer {
     /// `target/release/examples/serve` if it has been built, otherwise the sshd shim.
     ServeIfBuilt,
-    /// Our serve, built with `cargo build --release --example serve` when missing.
+    /// Our serve, built with `cargo build --release --features server --example serve` when missing.
     Serve,
 }
 
@@ -115,13 +115,13 @@ fn pick_server() -> (PathBuf, String, bool) {
                 "DEFAULT_SERVER is Serve but {} does not exist",
                 source.display()
             );
-            say!("interop_server: cargo build --release --example serve");
+            say!("interop_server: cargo build --release --features server --example serve");
             let st = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--example", "serve"])
+                .args(["build", "--release", "--features", "server", "--example", "serve"])
                 .current_dir(manifest())
                 .status()
                 .expect("cannot run cargo");
-            assert!(st.success(), "cargo build --release --example serve failed");
+            assert!(st.success(), "cargo build --release --features server --example serve failed");
             (
                 serve.clone(),
                 format!("our serve: {}", serve.display()),

@@ -264,7 +264,7 @@ impl Server {
         }
         if let Some(idle) = self.idle_timeout {
             if now.saturating_duration_since(self.last_heard) >= idle {
-                let e = Error::Timeout(format!("the client was idle for {:.1} s", idle.as_secs_f64()));
+                let e = Error::Timeout(format!("the client was idle for {} s", crate::error::Tenths(idle)));
                 let _ = self.fail_on(Err(e));
                 return;
             }

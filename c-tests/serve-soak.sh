@@ -13,18 +13,19 @@
 # Method:
 #   warm-up   20 sequential + 20 concurrent sessions, so glibc's malloc arenas (one per thread
 #             that ever allocated, up to 8 x cores) and the allocator's caches exist before the
-#             baseline is taken; RSS measured before that would charge them to the soak.
+#             baseline is taken; RSS measured before that would charge them to the soak. Then
+#             one round of N_CONC concurrent sessions, for the arenas' high-water marks.
 #   baseline  /proc/PID/fd count, Threads and VmRSS of /proc/PID/status, number of children.
 #   sequential  N_SEQ (1000) x ssh ... 'echo x' one after the other; output checked.
 #   concurrent  N_CONC (200) x ssh ... 'cat' at once, each moving 64 KiB of random data
 #             through cat and back; every reply compared by sha256.
 #   after each phase (and a settle wait of up to 15 s for driver threads to exit): fds,
 #   threads and children EXACTLY the baseline; VmRSS at most RSS_BUDGET_KIB (default 8192)
-#   above it. The budget, measured (2 cores): +0 KiB after the 1000 sequential sessions,
-#   +3.4 MiB after the 200 concurrent ones: 200 driver threads at once spread over more glibc
-#   arenas than the warm-up's 20 did, and freed chunks stay in their arenas, not returned to
-#   the kernel. 8 MiB leaves room for that noise and still catches a leak of 8 KiB per
-#   sequential session (1000 sessions -> 8 MiB).
+#   above it. Measured (2 cores), with a warm-up of 20 concurrent only: +0 KiB after the 1000
+#   sequential sessions, +3.4 to +8.4 MiB after the 200 concurrent ones (200 driver threads at
+#   once spread over more glibc arenas than 20 did, and freed chunks stay in their arenas):
+#   hence the 200-wide warm-up round. 8 MiB catches a leak of 8 KiB per sequential session
+#   (1000 sessions -> 8 MiB) or of 40 KiB per concurrent one.
 # Runtime about 2.5 min on 2 cores, nearly all of it the 1000 ssh clients one after the other
 # (~125 ms wall each, of which the server's CPU is ~4.5 ms).
 # Prints per-session wall and server CPU (utime+stime of the server plus its waited-for
@@ -143,6 +144,10 @@ concurrent() { # COUNT
 echo "serve-soak: serve pid $SPID on $ADDR; at start: $(snapshot)"
 sequential 20
 concurrent 20
+# and one round as wide as the measured one: 200 driver threads at once spread over glibc's
+# arenas and leave each arena's high-water mark in it (freed chunks stay there, not returned
+# to the kernel), which the measured round would otherwise be charged for
+concurrent "$N_CONC"
 # the warm-up's connections must be gone before the baseline counts: back to the idle
 # server's thread count and no children (at most 15 s)
 for ((i = 0; i < 150; i++)); do
@@ -151,7 +156,7 @@ for ((i = 0; i < 150; i++)); do
 done
 sleep 0.5
 B_FDS=$(fds) B_THREADS=$(threads) B_CHILDREN=$(children) B_RSS=$(rss)
-echo "serve-soak: baseline after warm-up (20 sequential + 20 concurrent): $(snapshot)"
+echo "serve-soak: baseline after warm-up (20 sequential + 20 + $N_CONC concurrent): $(snapshot)"
 
 STATUS=0
 check() { # PHASE

@@ -93,6 +93,7 @@ bench_build_c() {
     gcc "${cflags[@]}" -o "$out/libssh2_exec" "$BENCH_ROOT/bench/libssh2_exec.c" -lssh2 ||
         bdie "cannot build libssh2_exec"
     gcc "${cflags[@]}" -o "$out/timeit" "$BENCH_ROOT/bench/timeit.c" || bdie "cannot build timeit"
+    gcc "${cflags[@]}" -pthread -o "$out/hop" "$BENCH_ROOT/bench/hop.c" || bdie "cannot build hop"
 }
 
 # Rewrite authorized_keys under the shared lock, atomically (tmp + rename), keeping the

@@ -22,9 +22,13 @@
 # repetitions interleaved (round-robin, rotating start) so drift hits every client alike:
 #   download  `head -c SIZE /dev/zero` to /dev/null      wall time, client CPU (user+sys)
 #   upload    SIZE-byte file -> `cat > /dev/null`           wall time, client CPU
+#   floor     bench/hop.c, no SSH: SIZE received over loopback TCP (what every client pays),
+#             and that plus the C API's socketpair to an application thread (sshexec's download
+#             without decryption and framing); CPU per GiB, REPS runs
 #   connect   connect + authenticate + `true` + exit        wall time, client CPU, max RSS
 #   memory    RSS added per idle session, 100 sessions in one process (bench/rss_sessions.c)
-#   size      stripped libsshbridge.so, all algorithms, --no-default-features and --features aws-lc
+#   size      stripped libsshbridge.so, all algorithms, --no-default-features and --features aws-lc;
+#             and bench/sizefloor, the floor under the modern build: std and its crypto, no SSH
 #   handshake connect + authenticate + `true` + exit against a second sshd, OpenSSH 10.0
 #             (/opt/openssh-10), KexAlgorithms mlkem768x25519-sha256,curve25519-sha256: client
 #             wall and CPU of sshbridge (ML-KEM) vs OpenSSH 10.0's ssh (ML-KEM, and forced to
@@ -111,6 +115,20 @@ if ((!HS_ONLY && !SRV_ONLY && !CH_ONLY)); then
     cp "$BENCH_ROOT/bench/target-modern/release/libsshbridge.so" "$BT/so/modern.so"
     strip -o "$BT/so/all.stripped.so" "$BT/so/all.so"
     strip -o "$BT/so/modern.stripped.so" "$BT/so/modern.so"
+    # The floor under the modern build's size (bench/sizefloor: std and the same crypto crates,
+    # no SSH code), with the crypto and without (std alone).
+    blog "cargo rustc --release --lib --crate-type cdylib in bench/sizefloor (CARGO_TARGET_DIR=bench/target-floor)"
+    for v in crypto std; do
+        flags=()
+        [[ $v == std ]] && flags=(--no-default-features)
+        # (its warnings, about the main crate's profile entries it has no package for, go to a log)
+        (cd "$BENCH_ROOT/bench/sizefloor" && CARGO_TARGET_DIR=$BENCH_ROOT/bench/target-floor \
+            cargo rustc --release --lib --crate-type cdylib --quiet "${flags[@]}") 2>"$BT/sizefloor.log" || {
+            cat "$BT/sizefloor.log" >&2
+            bdie "bench/sizefloor ($v) failed to build"
+        }
+        strip -o "$BT/so/floor-$v.stripped.so" "$BENCH_ROOT/bench/target-floor/release/libsizefloor.so"
+    done
 fi
 BIN=$BT/bin
 if ((SRV_ONLY || CH_ONLY)); then # timeit is all the C these need
@@ -454,21 +472,29 @@ CLIENTS=(sshbridge sshbridge-awslc sshbridge-rust ssh ssh-gcm dbclient libssh2)
 [[ -x $SSH10_BIN ]] && CLIENTS+=(ssh10)
 head -c 1048576 /dev/urandom >"$BT/probe.bin"
 
+# Each probe run gets PROBE_TIMEOUT s: dbclient 2022.83 once stayed in poll() after its download
+# had arrived and the connection had closed, and the benchmark waited for it without end.
+PROBE_TIMEOUT=60
 probe() {
-    local c=$1 before out lines
+    local c=$1 before out lines st
     before=$(wc -l <"$SSHD_LOG")
     client_cmd "$c" "echo ok"
-    out=$("${CLIENT[@]}" </dev/null 2>>"$ERRLOG") || bdie "$c: 'echo ok' failed (see below)$(tail -3 "$ERRLOG")"
+    out=$(timeout "$PROBE_TIMEOUT" "${CLIENT[@]}" </dev/null 2>>"$ERRLOG") ||
+        bdie "$c: 'echo ok' failed (see below)$(tail -3 "$ERRLOG")"
     [[ $out == ok ]] || bdie "$c: 'echo ok' printed '$out'"
     client_cmd "$c" "head -c 3000000 /dev/zero"
-    out=$("${CLIENT[@]}" </dev/null 2>>"$ERRLOG" | wc -c) || true
+    out=$(timeout "$PROBE_TIMEOUT" "${CLIENT[@]}" </dev/null 2>>"$ERRLOG" | wc -c; exit "${PIPESTATUS[0]}") && st=0 || st=$?
     [[ $out == 3000000 ]] || bdie "$c: download of 3000000 bytes gave $out"
+    if [[ $st == 124 ]]; then
+        FAILURES+=("probe: $c received its 3000000 bytes but did not exit (killed after $PROBE_TIMEOUT s)")
+        blog "WARNING: $c received its probe download but did not exit"
+    fi
     client_cmd "$c" "sha256sum"
-    out=$("${CLIENT[@]}" <"$BT/probe.bin" 2>>"$ERRLOG" | cut -d' ' -f1) || true
+    out=$(timeout "$PROBE_TIMEOUT" "${CLIENT[@]}" <"$BT/probe.bin" 2>>"$ERRLOG" | cut -d' ' -f1) || true
     [[ $out == $(sha256sum <"$BT/probe.bin" | cut -d' ' -f1) ]] || bdie "$c: upload of 1 MiB corrupted"
     client_cmd "$c" "exit 7"
-    local st=0
-    "${CLIENT[@]}" </dev/null 2>>"$ERRLOG" || st=$?
+    st=0
+    timeout "$PROBE_TIMEOUT" "${CLIENT[@]}" </dev/null 2>>"$ERRLOG" || st=$?
     [[ $st == 7 ]] || bdie "$c: remote 'exit 7' gave exit status $st"
     sleep 0.3
     lines=$(tail -n +"$((before + 1))" "$SSHD_LOG")
@@ -541,6 +567,18 @@ for ((rep = 1; rep <= REPS; rep++)); do
     blog "  repetition $rep/$REPS done ($(($(date +%s) - T0)) s so far)"
 done
 
+# The floor under sshexec's download CPU (bench/hop.c, no SSH): receiving over loopback TCP
+# alone, and that plus the C API's socketpair to the application thread. Same size and count.
+blog "floor: $REPS x bench/hop (tcp, tcp-pair) of $SIZE_MIB MiB"
+for ((rep = 1; rep <= REPS; rep++)); do
+    for mode in tcp tcp-pair; do
+        "$BIN/hop" "$mode" "$SIZE_MIB" >"$R/hop.$mode.$rep" 2>>"$ERRLOG" || {
+            FAILURES+=("hop $mode rep $rep failed")
+            mv "$R/hop.$mode.$rep" "$R/hop.$mode.$rep.failed" 2>/dev/null || true
+        }
+    done
+done
+
 blog "connect + auth + true + exit: $CREPS x ${#CLIENTS[@]} clients"
 for ((rep = 1; rep <= CREPS; rep++)); do
     while read -r c; do
@@ -599,6 +637,8 @@ for c in "${CLIENTS[@]}"; do
     NDC[$c]=$(calc "${DC[$c]} - ${CC[$c]}" %.6f)
     NUC[$c]=$(calc "${UC[$c]} - ${CC[$c]}" %.6f)
 done
+HOP_TCP=$(calc "$(median hop tcp 6) * $GIB" %.6f)
+HOP_PAIR=$(calc "$(median hop tcp-pair 6) * $GIB" %.6f)
 for dir in Download Upload; do
     echo "$dir of $SIZE_MIB MiB (wall incl. connect; CPU = client user+sys; bulk = minus connect+exit CPU):"
     printf '  %-22s %9s %9s %11s %11s %14s\n' client "wall s" "MiB/s" "CPU s" "CPU s/GiB" "bulk CPU s/GiB"
@@ -608,6 +648,11 @@ for dir in Download Upload; do
         printf '  %-22s %9s %9s %11s %11s %14s\n' "$(label "$c")" "$(calc "$w" %.2f)" \
             "$(calc "$SIZE_MIB / $w" %.0f)" "$(calc "$u" %.2f)" "$(calc "$u * $GIB" %.2f)" "$(calc "$nu * $GIB" %.2f)"
     done
+    if [[ $dir == Download ]]; then
+        echo "  floor without SSH (bench/hop.c, medians of $REPS x $SIZE_MIB MiB, CPU s/GiB):"
+        printf '  %-62s %14s\n' "    receive over loopback TCP only (what every client pays)" "$(calc "$HOP_TCP" %.2f)"
+        printf '  %-62s %14s\n' "    + the C API's socketpair to the application's thread" "$(calc "$HOP_PAIR" %.2f)"
+    fi
     echo
 done
 echo "Connect + authenticate (ed25519) + run 'true' + exit:"
@@ -637,6 +682,12 @@ printf '  %-40s %9d bytes (%s KiB; unstripped %s KiB)\n' "modern only (--no-defa
     "$(calc "$SZ_MOD / 1024" %.0f)" "$(calc "$(stat -c %s "$BT/so/modern.so") / 1024" %.0f)"
 printf '  %-40s %9d bytes (%s KiB; unstripped %s KiB)\n' "default features + aws-lc" "$SZ_AWS" \
     "$(calc "$SZ_AWS / 1024" %.0f)" "$(calc "$(stat -c %s "$BT/so/awslc.so") / 1024" %.0f)"
+SZ_FLOOR=$(stat -c %s "$BT/so/floor-crypto.stripped.so")
+SZ_STD=$(stat -c %s "$BT/so/floor-std.stripped.so")
+printf '  %-40s %9d bytes (%s KiB)\n' "floor: std + the modern crypto, no SSH" "$SZ_FLOOR" "$(calc "$SZ_FLOOR / 1024" %.0f)"
+printf '  %-40s %9d bytes (%s KiB)\n' "floor: std alone" "$SZ_STD" "$(calc "$SZ_STD / 1024" %.0f)"
+echo "  (bench/sizefloor: a cdylib of Rust std as sshbridge uses it, with each RustCrypto primitive of"
+echo "  --no-default-features called once the way sshbridge calls it; same profile and flags)"
 l2=$(readlink -f /usr/lib/x86_64-linux-gnu/libssh2.so.1 2>/dev/null || true)
 lc=$(readlink -f /usr/lib/x86_64-linux-gnu/libcrypto.so.3 2>/dev/null || true)
 [[ -n $l2 && -f $l2 ]] && printf '  %-40s %9d bytes (+ libcrypto.so.3 %d bytes)\n' "for comparison: $(basename "$l2")" \
@@ -687,6 +738,8 @@ target "aws-lc: download throughput vs ssh -c aes128-gcm@openssh.com" "$(calc "$
 target "aws-lc: upload throughput vs ssh -c aes128-gcm@openssh.com" "$(calc "${UW[$G]} / ${UW[$A]}" %.4f)" '>=' 1.1
 target "aws-lc: download CPU/GiB vs ssh -c aes128-gcm@openssh.com" "$(calc "${NDC[$A]} / ${NDC[$G]}" %.4f)" '<=' 0.8
 target "aws-lc: upload CPU/GiB vs ssh -c aes128-gcm@openssh.com" "$(calc "${NUC[$A]} / ${NUC[$G]}" %.4f)" '<=' 0.8
+printf '       %-76s %7s\n' "floor: TCP + the C API's socketpair, no SSH (bench/hop.c) vs ssh -c aes128-gcm, down" \
+    "$(calc "$HOP_PAIR / (${NDC[$G]} * $GIB)" %.3fx)"
 target "connect-to-exit wall vs fastest of dbclient/libssh2 ($FASTEST)" "$(calc "${CW[sshbridge]} / ${CW[$FASTEST]}" %.4f)" '<=' 0.8
 target "connect-to-exit CPU vs libssh2" "$(calc "${CC[sshbridge]} / ${CC[libssh2]}" %.4f)" '<=' 0.8
 v=$(verdict "$PER_SESS" '<=' 128)
@@ -712,6 +765,9 @@ for pair in "default features:$SZ_ALL:1466368:1432 KiB" "modern client-only (--n
     [[ $v == PASS ]] && NPASS=$((NPASS + 1)) || NFAIL=$((NFAIL + 1))
     printf '  %-4s %-76s %7s   (target <= %s)\n' "$v" "stripped .so, $what" "$((sz / 1024)) KiB" "$limtxt"
 done
+printf '       %-76s %7s\n' "floor: std + the modern crypto, no SSH code (bench/sizefloor)" "$((SZ_FLOOR / 1024)) KiB"
+printf '       %-76s %7s\n' "  left of 768 KiB for all SSH code; sshbridge's own now (modern - floor)" \
+    "$(((786432 - SZ_FLOOR) / 1024)) / $(((SZ_MOD - SZ_FLOOR) / 1024)) KiB"
 echo
 echo "$NPASS PASS, $NFAIL FAIL; $((($(date +%s) - T0) / 60)) min $((($(date +%s) - T0) % 60)) s"
 if ((${#FAILURES[@]})); then

@@ -187,6 +187,49 @@ fn ssh_keygen_reads_our_openssh_files() {
     }
 }
 
+/// Keys `ssh-keygen` encrypted with each cipher it offers for key files (`-Z`): we read them
+/// with the passphrase, refuse a wrong one by name, and name 3des-cbc, which this build leaves
+/// out, instead of failing on it later.
+#[cfg(feature = "encrypted-keys")]
+#[test]
+fn we_read_keys_ssh_keygen_encrypted_with_every_cipher() {
+    support::ensure_env();
+    let dir = TempDir::new("ciphers");
+    let ciphers = [
+        "aes128-ctr",
+        "aes192-ctr",
+        "aes256-ctr",
+        "aes128-cbc",
+        "aes192-cbc",
+        "aes256-cbc",
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+    ];
+    let key_err = |r: Result<PrivateKey, sshbridge::Error>| match r {
+        Err(sshbridge::Error::Key(m)) => m,
+        other => panic!("expected a key error, got {other:?}"),
+    };
+    for (i, cipher) in ciphers.iter().chain(&["3des-cbc"]).enumerate() {
+        let file = dir.0.join(format!("key{i}"));
+        stdout_ok(Command::new(support::SSH_KEYGEN)
+            .args(["-q", "-t", "ed25519", "-C", "", "-N", PASS, "-Z", cipher, "-f"])
+            .arg(&file));
+        let text = fs::read(&file).unwrap();
+        let public = public_line_in(&fs::read_to_string(file.with_extension("pub")).unwrap());
+        if *cipher == "3des-cbc" {
+            let m = key_err(PrivateKey::from_bytes(&text, Some(PASS.as_bytes())));
+            assert!(m.contains("unsupported cipher: 3des-cbc"), "{m}");
+            continue;
+        }
+        let key = PrivateKey::from_bytes(&text, Some(PASS.as_bytes()))
+            .unwrap_or_else(|e| panic!("{cipher}: {e}"));
+        assert_eq!(key.public_key().to_openssh(), public, "{cipher}");
+        assert_eq!(key_err(PrivateKey::from_bytes(&text, Some(b"keygen-Test-pW"))), "wrong passphrase", "{cipher}");
+        assert_eq!(key_err(PrivateKey::from_bytes(&text, None)), "encrypted key needs a passphrase", "{cipher}");
+    }
+}
+
 #[test]
 fn dropbearkey_reads_our_dropbear_files() {
     support::ensure_env();

@@ -301,6 +301,60 @@ impl AesCtr {
     }
 }
 
+/// How an OpenSSH key file's private section came out of `open_key_section`.
+#[cfg(feature = "encrypted-keys")]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KeySection {
+    Decrypted,
+    /// The AEAD tag did not match (a wrong passphrase).
+    BadTag,
+    /// Not a cipher handled here, or key/IV/tag of the wrong size.
+    Unsupported,
+}
+
+/// Decrypt in place the private section of an OpenSSH key file (PROTOCOL.key; sshkey.c runs
+/// the transport cipher over it as one packet with sequence number 0 and no AAD or length
+/// field) with the transport's own code: aes128/192/256-ctr (`iv` the counter),
+/// aes128/256-gcm@openssh.com (`iv` the 12-byte nonce, `tag` after the section) and
+/// chacha20-poly1305@openssh.com (`key` the 64 bytes of the transport's key, K_2 first; the
+/// tag covers the ciphertext only). The CBC ciphers are not here.
+#[cfg(feature = "encrypted-keys")]
+pub(crate) fn open_key_section(name: &str, key: &[u8], iv: &[u8], section: &mut [u8], tag: &[u8]) -> KeySection {
+    let ok = |b: bool| if b { KeySection::Decrypted } else { KeySection::BadTag };
+    match name {
+        "aes128-ctr" | "aes192-ctr" | "aes256-ctr" => match AesCtr::new(key, iv) {
+            Some(mut c) if tag.is_empty() => {
+                c.apply(section);
+                KeySection::Decrypted
+            }
+            _ => KeySection::Unsupported,
+        },
+        "aes128-gcm@openssh.com" | "aes256-gcm@openssh.com" => {
+            let Some(gcm) = Gcm::new(super::Backend::RustCrypto, key, iv) else {
+                return KeySection::Unsupported;
+            };
+            let (nonce, tag): (&[u8; 12], &[u8; AEAD_TAG_LEN]) = match (iv.try_into(), tag.try_into()) {
+                (Ok(n), Ok(t)) => (n, t),
+                _ => return KeySection::Unsupported,
+            };
+            ok(gcm.key.open(nonce, &[], section, tag))
+        }
+        "chacha20-poly1305@openssh.com" => {
+            let Some(c) = RcChaChaPoly::new(key).filter(|_| key.len() == 64 && tag.len() == AEAD_TAG_LEN) else {
+                return KeySection::Unsupported;
+            };
+            let (mut body, poly) = c.body_cipher(0);
+            let expected = poly.compute_unpadded(section);
+            if !bool::from(expected.as_slice().ct_eq(tag)) {
+                return KeySection::BadTag;
+            }
+            body.apply_keystream(section);
+            KeySection::Decrypted
+        }
+        _ => KeySection::Unsupported,
+    }
+}
+
 /// A keyed HMAC, cloned for every packet (the inner and outer pads are absorbed once).
 #[derive(Clone)]
 pub(super) enum MacKey {

@@ -69,6 +69,8 @@ use crate::error::Error;
 use crate::random::Random;
 
 use engine::{AesCtr, ChaChaPoly, Gcm, MacKey, AEAD_TAG_LEN, MAX_MAC_LEN};
+#[cfg(feature = "encrypted-keys")]
+pub(crate) use engine::{open_key_section, KeySection};
 
 /// Largest inbound `packet_length` accepted (OpenSSH's limit; RFC 4253 section 6.1 requires at
 /// least 35000 bytes in total).

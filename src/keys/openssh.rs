@@ -12,13 +12,15 @@
 //! Plain keys are parsed here with [`crate::wire::Reader`]: the `ssh-key` crate refuses
 //! padding of a whole block, which dropbearconvert writes for about one key in eight and
 //! OpenSSH accepts. Passphrase-protected keys (bcrypt-pbkdf, as `ssh-keygen` writes them) are
-//! decrypted by `ssh-key` (feature `encrypted-keys`; without it they are refused). Either way the key must match the file's cleartext public key.
+//! decrypted with the `bcrypt-pbkdf` and `ssh-cipher` crates and then parsed the same way
+//! (feature `encrypted-keys`; without it they are refused). Either way the key must match the
+//! file's cleartext public key.
 //!
 //! Keys are written (`to_openssh_with`) by `ssh-key`'s encoder, plain or encrypted as
 //! `ssh-keygen` does it (aes256-ctr with a bcrypt-pbkdf key).
 
 use base64ct::{Base64, Encoding};
-#[cfg(any(feature = "encrypted-keys", feature = "nistp256"))]
+#[cfg(feature = "nistp256")]
 use ssh_key::private::EcdsaKeypair;
 use ssh_key::private::KeypairData;
 use ssh_key::LineEnding;
@@ -27,6 +29,10 @@ use zeroize::Zeroizing;
 use super::private::Secret;
 use super::{unsupported_type, KeyKind, PrivateKey, PublicKey};
 use crate::error::Error;
+#[cfg(feature = "encrypted-keys")]
+use crate::cipher::KeySection;
+#[cfg(feature = "encrypted-keys")]
+use ssh_cipher::block_cipher::BlockModeDecrypt;
 #[cfg(feature = "encrypted-keys")]
 use crate::random::CryptoRng;
 use crate::random::Random;
@@ -74,7 +80,11 @@ pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey,
     }
     let public_blob = r.string().map_err(malformed)?;
     let section = r.string().map_err(malformed)?;
-    r.finish().map_err(malformed)?;
+    // An AEAD cipher's tag follows the encrypted section, outside its string (sshkey.c).
+    let tag = r.rest();
+    if cipher == b"none" && !tag.is_empty() {
+        return Err(Error::key("malformed OpenSSH private key: trailing bytes"));
+    }
 
     // The public half is in clear: refuse types we cannot use before asking for a passphrase.
     let key_type = Reader::new(public_blob).string().map_err(malformed)?;
@@ -89,7 +99,7 @@ pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey,
         }
         parse_section(section)?
     } else {
-        decrypt(&binary, passphrase)?
+        decrypt(Encrypted { cipher, kdf, kdf_options, section, tag }, passphrase)?
     };
     if key.public_key() != public {
         return Err(Error::key("OpenSSH private key does not match its public key"));
@@ -103,24 +113,104 @@ fn encryption_unavailable() -> Error {
     Error::key("passphrase-protected OpenSSH keys need the `encrypted-keys` feature of sshbridge")
 }
 
-/// A passphrase-protected key (`binary` is the whole decoded file), decrypted by `ssh-key`.
+/// The encrypted parts of a passphrase-protected key file.
+#[cfg_attr(not(feature = "encrypted-keys"), allow(dead_code))]
+struct Encrypted<'a> {
+    cipher: &'a [u8],
+    kdf: &'a [u8],
+    kdf_options: &'a [u8],
+    section: &'a [u8],
+    /// The AEAD tag after the section (empty for the other ciphers).
+    tag: &'a [u8],
+}
+
+/// A passphrase-protected key: bcrypt-pbkdf turns the passphrase into the cipher's key and IV
+/// (OpenSSH PROTOCOL.key), the private section is decrypted (every cipher OpenSSH writes keys
+/// with but 3des-cbc: CTR and the AEADs by the transport's cipher code, CBC by `ssh-cipher`),
+/// and it is parsed as a plain key's.
 #[cfg(feature = "encrypted-keys")]
-fn decrypt(binary: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> {
+fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Error> {
+    let name = std::str::from_utf8(e.cipher).unwrap_or("?");
+    let cipher = KEY_CIPHERS
+        .iter()
+        .copied()
+        .find(|c| c.as_str() == name)
+        .ok_or_else(|| Error::key(format!("OpenSSH private key encrypted with an unsupported cipher: {}", crate::error::sanitize(e.cipher))))?;
+    if e.kdf != b"bcrypt" {
+        return Err(Error::key(format!("OpenSSH private key uses an unsupported key derivation: {}", crate::error::sanitize(e.kdf))));
+    }
     let Some(pass) = passphrase else {
         return Err(Error::key("encrypted key needs a passphrase"));
     };
-    let key = ssh_key::PrivateKey::from_bytes(binary)
-        .map_err(|e| Error::key(format!("malformed OpenSSH private key: {e}")))?;
-    let key = key.decrypt(pass).map_err(|e| match e {
-        // Check bytes that differ after decryption, or a failed AEAD tag.
-        ssh_key::Error::Crypto => Error::key("wrong passphrase"),
-        other => Error::key(format!("cannot decrypt OpenSSH private key: {other}")),
-    })?;
-    from_keypair(key.key_data())
+    // string salt, uint32 rounds (the rounds were checked by `parse`).
+    let mut o = Reader::new(e.kdf_options);
+    let salt = o.string().map_err(malformed)?;
+    let rounds = o.u32().map_err(malformed)?;
+    o.finish().map_err(malformed)?;
+    // OpenSSH derives its chacha20-poly1305 key as the transport's: 64 bytes (the half that
+    // encrypts packet lengths goes unused) and no IV, the nonce being the sequence number 0.
+    // (ssh-cipher's sizes for it, 32 + 8, are not what ssh-keygen uses.)
+    let chacha = cipher == ssh_cipher::Cipher::ChaCha20Poly1305;
+    let (key_len, iv_len) = match cipher.key_and_iv_size() {
+        _ if chacha => (64, 0),
+        Some(sizes) => sizes,
+        None => return Err(Error::internal("cipher without a key")),
+    };
+    let mut key_iv = Zeroizing::new(vec![0u8; key_len + iv_len]);
+    // An empty passphrase cannot have encrypted anything (bcrypt-pbkdf refuses it, as ssh-keygen does).
+    if pass.is_empty() {
+        return Err(Error::key("wrong passphrase"));
+    }
+    bcrypt_pbkdf::bcrypt_pbkdf(pass, salt, rounds, &mut key_iv)
+        .map_err(|_| Error::key("malformed OpenSSH private key: bad bcrypt-pbkdf salt"))?;
+    let (key, iv) = key_iv.split_at(key_len);
+    let mut section = Zeroizing::new(e.section.to_vec());
+    match crate::cipher::open_key_section(cipher.as_str(), key, iv, &mut section, e.tag) {
+        KeySection::Decrypted => {}
+        KeySection::BadTag => return Err(Error::key("wrong passphrase")),
+        // The CBC ciphers (OpenSSH's default for such keys before 7.6): ssh-cipher. What the
+        // transport's code does not do, the C library does not carry twice.
+        KeySection::Unsupported => {
+            if cipher.has_tag() {
+                return Err(Error::key("malformed OpenSSH private key: no authentication tag of 16 bytes"));
+            }
+            if !e.tag.is_empty() {
+                return Err(Error::key("malformed OpenSSH private key: trailing bytes"));
+            }
+            let mut d = cipher
+                .decryptor::<ssh_cipher::block_cipher::Aes>(key, iv)
+                .map_err(|err| Error::key(format!("cannot decrypt OpenSSH private key: {err}")))?;
+            let (blocks, rest) = ssh_cipher::block_cipher::Block::<ssh_cipher::block_cipher::Aes>::slice_as_chunks_mut(&mut section);
+            if !rest.is_empty() {
+                return Err(Error::key("malformed OpenSSH private key: encrypted section is not a whole number of blocks"));
+            }
+            d.decrypt_blocks(blocks);
+        }
+    }
+    // The check bytes differ after decryption with a wrong key (for the non-AEAD ciphers).
+    let mut r = Reader::new(&section);
+    if r.u32().map_err(malformed)? != r.u32().map_err(malformed)? {
+        return Err(Error::key("wrong passphrase"));
+    }
+    parse_section(&section)
 }
 
+/// The ciphers a passphrase-protected key may use (`ssh-keygen -Z`; 3des-cbc is not built).
+#[cfg(feature = "encrypted-keys")]
+const KEY_CIPHERS: [ssh_cipher::Cipher; 9] = [
+    ssh_cipher::Cipher::Aes256Ctr,
+    ssh_cipher::Cipher::Aes192Ctr,
+    ssh_cipher::Cipher::Aes128Ctr,
+    ssh_cipher::Cipher::Aes256Cbc,
+    ssh_cipher::Cipher::Aes192Cbc,
+    ssh_cipher::Cipher::Aes128Cbc,
+    ssh_cipher::Cipher::Aes256Gcm,
+    ssh_cipher::Cipher::Aes128Gcm,
+    ssh_cipher::Cipher::ChaCha20Poly1305,
+];
+
 #[cfg(not(feature = "encrypted-keys"))]
-fn decrypt(_: &[u8], _: Option<&[u8]>) -> Result<PrivateKey, Error> {
+fn decrypt(_: Encrypted<'_>, _: Option<&[u8]>) -> Result<PrivateKey, Error> {
     Err(encryption_unavailable())
 }
 
@@ -213,43 +303,6 @@ fn parse_section(section: &[u8]) -> Result<PrivateKey, Error> {
             PrivateKey::ed25519(&seed, Some(public))
         }
         Fields::EcdsaP256 { point, d } => PrivateKey::ecdsa_p256(d, Some(point)),
-    }
-}
-
-#[cfg(feature = "encrypted-keys")]
-fn positive(m: &ssh_key::Mpint) -> Result<&[u8], Error> {
-    m.as_positive_bytes()
-        .ok_or_else(|| Error::key("malformed OpenSSH private key: negative integer"))
-}
-
-/// Key values from `ssh-key`'s decrypted key.
-#[cfg(feature = "encrypted-keys")]
-fn from_keypair(data: &KeypairData) -> Result<PrivateKey, Error> {
-    match data {
-        KeypairData::Rsa(k) => PrivateKey::rsa(
-            positive(k.public().n())?,
-            positive(k.public().e())?,
-            positive(k.private().d())?,
-            Some((positive(k.private().p())?, positive(k.private().q())?)),
-        ),
-        KeypairData::Dsa(k) => PrivateKey::dsa(
-            positive(k.public().p())?,
-            positive(k.public().q())?,
-            positive(k.public().g())?,
-            Some(positive(k.public().y())?),
-            positive(k.private().as_mpint())?,
-        ),
-        KeypairData::Ed25519(k) => {
-            let seed = Zeroizing::new(k.private.to_bytes());
-            PrivateKey::ed25519(&seed, Some(&k.public.0))
-        }
-        KeypairData::Ecdsa(EcdsaKeypair::NistP256 { public, private }) => {
-            PrivateKey::ecdsa_p256(private.as_slice(), Some(public.as_bytes()))
-        }
-        other => match other.algorithm() {
-            Ok(a) => Err(unsupported_type(a.as_str().as_bytes())),
-            Err(_) => Err(Error::key("unsupported key type in OpenSSH private key")),
-        },
     }
 }
 

@@ -382,3 +382,46 @@ fn openssh_structure_errors() {
     let text = armor(&good, 70).replace("-----END OPENSSH PRIVATE KEY-----\n", "");
     assert!(key_err(PrivateKey::from_bytes(text.as_bytes(), None)).contains("no END line"));
 }
+
+/// A passphrase-protected openssh-key-v1 file around `section` (not a real encryption), with
+/// `trailer` after the section where AEAD ciphers put their tag.
+#[cfg(feature = "encrypted-keys")]
+fn encrypted_openssh(cipher: &str, kdf: &str, section: &[u8], trailer: &[u8]) -> String {
+    let db = testdata("ed25519.dropbear");
+    let mut r = Reader::new(&db);
+    r.string().unwrap();
+    let both = r.string().unwrap();
+    let mut blob = Writer::new();
+    blob.str("ssh-ed25519").string(&both[32..]);
+    let mut kdf_options = Writer::new();
+    kdf_options.string(&[7u8; 16]).u32(2);
+    let mut w = Writer::new();
+    w.raw(b"openssh-key-v1\0").str(cipher).str(kdf).string(&kdf_options.buf).u32(1);
+    w.string(&blob.buf).string(section).raw(trailer);
+    armor(&w.into_vec(), 70)
+}
+
+#[cfg(feature = "encrypted-keys")]
+#[test]
+fn encrypted_openssh_structure_errors() {
+    let pass = Some(&b"a passphrase"[..]);
+    let cases: Vec<(String, &str)> = vec![
+        (encrypted_openssh("3des-cbc", "bcrypt", &[0; 32], &[]), "unsupported cipher: 3des-cbc"),
+        (encrypted_openssh("aes256-ctr", "scrypt", &[0; 32], &[]), "unsupported key derivation: scrypt"),
+        (encrypted_openssh("aes256-cbc", "bcrypt", &[0; 33], &[]), "not a whole number of blocks"),
+        (encrypted_openssh("aes256-ctr", "bcrypt", &[0; 32], &[0; 16]), "trailing bytes"),
+        (encrypted_openssh("aes256-cbc", "bcrypt", &[0; 32], &[0; 16]), "trailing bytes"),
+        // Whatever the key, these bytes do not decrypt to equal check words or a valid tag.
+        (encrypted_openssh("aes256-ctr", "bcrypt", &[0; 32], &[]), "wrong passphrase"),
+        (encrypted_openssh("aes128-cbc", "bcrypt", &[0; 32], &[]), "wrong passphrase"),
+        (encrypted_openssh("aes256-gcm@openssh.com", "bcrypt", &[0; 32], &[0; 16]), "wrong passphrase"),
+        (encrypted_openssh("chacha20-poly1305@openssh.com", "bcrypt", &[0; 32], &[0; 16]), "wrong passphrase"),
+        // An AEAD key without its tag (or with a short one).
+        (encrypted_openssh("aes128-gcm@openssh.com", "bcrypt", &[0; 32], &[]), "no authentication tag"),
+        (encrypted_openssh("chacha20-poly1305@openssh.com", "bcrypt", &[0; 32], &[0; 15]), "no authentication tag"),
+    ];
+    for (text, want) in cases {
+        let msg = key_err(PrivateKey::from_bytes(text.as_bytes(), pass));
+        assert!(msg.contains(want), "{msg} (wanted {want})");
+    }
+}

@@ -142,11 +142,27 @@ fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Er
     let Some(pass) = passphrase else {
         return Err(Error::key("encrypted key needs a passphrase"));
     };
-    // string salt, uint32 rounds (the rounds were checked by `parse`).
+    // string salt, uint32 rounds (`parse` checked them already; a second look costs nothing).
     let mut o = Reader::new(e.kdf_options);
     let salt = o.string().map_err(malformed)?;
     let rounds = o.u32().map_err(malformed)?;
     o.finish().map_err(malformed)?;
+    if rounds == 0 || rounds > MAX_BCRYPT_ROUNDS {
+        return Err(Error::key("malformed OpenSSH private key: bcrypt-pbkdf rounds out of range"));
+    }
+    // What can be checked without the key is checked before the (deliberately slow) KDF, as
+    // sshkey.c does: the tag, and a section of whole blocks.
+    if e.tag.len() != if cipher.has_tag() { 16 } else { 0 } {
+        return Err(Error::key(if cipher.has_tag() && e.tag.len() < 16 {
+            "malformed OpenSSH private key: no authentication tag of 16 bytes"
+        } else {
+            "malformed OpenSSH private key: trailing bytes"
+        }));
+    }
+    let block = cipher.block_size();
+    if e.section.len() < block || !e.section.len().is_multiple_of(block) {
+        return Err(Error::key("malformed OpenSSH private key: encrypted section is not a whole number of blocks"));
+    }
     // OpenSSH derives its chacha20-poly1305 key as the transport's: 64 bytes (the half that
     // encrypts packet lengths goes unused) and no IV, the nonce being the sequence number 0.
     // (ssh-cipher's sizes for it, 32 + 8, are not what ssh-keygen uses.)
@@ -161,7 +177,9 @@ fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Er
     if pass.is_empty() {
         return Err(Error::key("wrong passphrase"));
     }
-    bcrypt_pbkdf::bcrypt_pbkdf(pass, salt, rounds, &mut key_iv)
+    // Its working memory holds key material too: ours, so it is wiped.
+    let mut work = Zeroizing::new([0u8; 64]);
+    bcrypt_pbkdf::bcrypt_pbkdf_with_memory(pass, salt, rounds, &mut key_iv, &mut *work)
         .map_err(|_| Error::key("malformed OpenSSH private key: bad bcrypt-pbkdf salt"))?;
     let (key, iv) = key_iv.split_at(key_len);
     let mut section = Zeroizing::new(e.section.to_vec());
@@ -172,11 +190,11 @@ fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Er
         // transport's code does not do, the C library does not carry twice.
         KeySection::Unsupported => {
             if cipher.has_tag() {
-                return Err(Error::key("malformed OpenSSH private key: no authentication tag of 16 bytes"));
+                return Err(Error::internal("AEAD key section not decrypted"));
             }
-            if !e.tag.is_empty() {
-                return Err(Error::key("malformed OpenSSH private key: trailing bytes"));
-            }
+            // (`decrypt_blocks` is the Decryptor's own; ssh-cipher's generic one-block path is
+            // not implemented. `Cipher::decrypt` would do the same but brings its AEAD arms,
+            // duplicates of the transport's, into the C library.)
             let mut d = cipher
                 .decryptor::<ssh_cipher::block_cipher::Aes>(key, iv)
                 .map_err(|err| Error::key(format!("cannot decrypt OpenSSH private key: {err}")))?;

@@ -419,9 +419,29 @@ fn encrypted_openssh_structure_errors() {
         // An AEAD key without its tag (or with a short one).
         (encrypted_openssh("aes128-gcm@openssh.com", "bcrypt", &[0; 32], &[]), "no authentication tag"),
         (encrypted_openssh("chacha20-poly1305@openssh.com", "bcrypt", &[0; 32], &[0; 15]), "no authentication tag"),
+        (encrypted_openssh("aes256-gcm@openssh.com", "bcrypt", &[0; 32], &[0; 17]), "trailing bytes"),
+        (encrypted_openssh("aes256-ctr", "bcrypt", &[], &[]), "not a whole number of blocks"),
+        (encrypted_openssh("chacha20-poly1305@openssh.com", "bcrypt", &[0; 12], &[0; 16]), "not a whole number of blocks"),
     ];
     for (text, want) in cases {
         let msg = key_err(PrivateKey::from_bytes(text.as_bytes(), pass));
         assert!(msg.contains(want), "{msg} (wanted {want})");
+    }
+}
+
+/// Keys ssh-keygen (OpenSSH 9.2) encrypted with `-Z` ciphers other than its default: each
+/// decrypts with the passphrase (to the key its cleartext public half names, which `parse`
+/// checks) and not without it.
+#[cfg(feature = "encrypted-keys")]
+#[test]
+fn keys_encrypted_with_other_ciphers_decrypt() {
+    for name in ["aes128-ctr", "aes256-cbc", "aes256-gcm", "chacha20-poly1305"] {
+        let data = testdata(&format!("ed25519-enc-{name}.openssh"));
+        let key = PrivateKey::from_bytes(&data, PASS).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let alg = key.sig_algs()[0];
+        let sig = key.sign(alg, b"signed", &mut TestRng::new(5)).unwrap();
+        key.public_key().verify(alg, b"signed", &sig).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(key_err(PrivateKey::from_bytes(&data, Some(b"test-pasS"))), "wrong passphrase", "{name}");
+        assert_eq!(key_err(PrivateKey::from_bytes(&data, Some(b""))), "wrong passphrase", "{name}");
     }
 }

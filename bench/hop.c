@@ -1,5 +1,5 @@
 /*
- * hop — what a download costs a client that only moves the bytes, for scripts/bench.sh
+ * hop — what a transfer costs a client that only moves the bytes, for scripts/bench.sh
  * (issue 16): the floor under sshexec's CPU with the drop-in C API's design, no SSH in it.
  *
  *   hop MODE MIB
@@ -16,6 +16,11 @@
  *   tcp-pair  both: a thread reads TCP in 64 KiB reads and writes what it got into the
  *             socketpair in 32 KiB writes, the main thread reads the socketpair. This is
  *             sshexec's download without the decryption and the SSH framing.
+ *   send      the other way: this process writes MIB MiB over loopback TCP in 256 KiB writes
+ *             to a child that reads and throws it away: what any client pays to send.
+ *   pair-send the main thread writes 256 KiB at a time into the socketpair, a thread reads it
+ *             in reads of up to 256 KiB and writes each to TCP: sshexec's upload without the
+ *             encryption and the framing (and with fewer, larger reads than the library's).
  *
  * Prints one line: <wall_s> <user_s> <sys_s> <app_reads>, CPU from getrusage(RUSAGE_SELF),
  * every thread of this process, not the sending child.
@@ -58,8 +63,9 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-/* A connected loopback TCP socket whose peer, a child process, sends `total` zero bytes. */
-static int tcp_from_child(void)
+/* A connected loopback TCP socket whose peer, a child process, sends `total` zero bytes
+ * (or, with `sink`, reads until end of file and throws it away). */
+static int tcp_child(int sink)
 {
     int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -77,6 +83,12 @@ static int tcp_from_child(void)
         int s = socket(AF_INET, SOCK_STREAM, 0);
         if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0)
             die("hop: connect");
+        if (sink) {
+            static char buf[READ_SIZE];
+            while (read(s, buf, sizeof buf) > 0) {
+            }
+            _exit(0);
+        }
         static char zeros[PACKET];
         for (long long left = total; left > 0; left -= PACKET)
             write_all(s, zeros, left < PACKET ? (size_t)left : PACKET);
@@ -113,6 +125,32 @@ static void *feeder(void *arg)
     return NULL;
 }
 
+/* pair-send: the socketpair's data onto TCP, 256 KiB at a time (the cheapest way: the
+ * library reads one packet's 32 KiB at a time and sends what it queued in one write). */
+static void *sender(void *arg)
+{
+    (void)arg;
+    static char buf[4 * READ_SIZE];
+    for (;;) {
+        ssize_t r = read(pair[0], buf, sizeof buf);
+        if (r < 0)
+            die("hop: read socketpair");
+        if (r == 0)
+            break;
+        write_all(tcp, buf, (size_t)r);
+    }
+    shutdown(tcp, SHUT_WR);
+    return NULL;
+}
+
+/* send and pair-send: the application's side, 256 KiB writes. */
+static void upload(int fd)
+{
+    static char zeros[4 * READ_SIZE];
+    for (long long left = total; left > 0; left -= (long long)sizeof zeros)
+        write_all(fd, zeros, left < (long long)sizeof zeros ? (size_t)left : sizeof zeros);
+}
+
 static double secs(struct timeval tv)
 {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -120,16 +158,18 @@ static double secs(struct timeval tv)
 
 int main(int argc, char **argv)
 {
+    const char *m = argc == 3 ? argv[1] : "";
+    const int sending = strcmp(m, "send") == 0 || strcmp(m, "pair-send") == 0;
     if (argc != 3 || atoll(argv[2]) <= 0 ||
-        (strcmp(argv[1], "tcp") != 0 && strcmp(argv[1], "pair") != 0 && strcmp(argv[1], "tcp-pair") != 0)) {
-        fprintf(stderr, "usage: hop tcp|pair|tcp-pair MIB\n");
+        (strcmp(m, "tcp") != 0 && strcmp(m, "pair") != 0 && strcmp(m, "tcp-pair") != 0 && !sending)) {
+        fprintf(stderr, "usage: hop tcp|pair|tcp-pair|send|pair-send MIB\n");
         return 2;
     }
     total = atoll(argv[2]) * 1048576LL;
-    const int use_tcp = strcmp(argv[1], "pair") != 0;
-    const int use_pair = strcmp(argv[1], "tcp") != 0;
+    const int use_tcp = strcmp(m, "pair") != 0;
+    const int use_pair = strcmp(m, "tcp") != 0 && strcmp(m, "send") != 0;
     if (use_tcp)
-        tcp = tcp_from_child();
+        tcp = tcp_child(sending);
     pthread_t t;
     if (use_pair) {
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0)
@@ -140,6 +180,26 @@ int main(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (sending) {
+        if (use_pair && pthread_create(&t, NULL, sender, NULL) != 0) {
+            fprintf(stderr, "hop: cannot start a thread\n");
+            return 1;
+        }
+        upload(use_pair ? pair[1] : tcp);
+        if (use_pair) {
+            shutdown(pair[1], SHUT_WR);
+            pthread_join(t, NULL);
+        } else {
+            shutdown(tcp, SHUT_WR);
+        }
+        wait(NULL); /* the child has read everything */
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("%.6f %.6f %.6f 0\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+               secs(ru.ru_utime), secs(ru.ru_stime));
+        return 0;
+    }
     if (use_pair && pthread_create(&t, NULL, feeder, NULL) != 0) {
         fprintf(stderr, "hop: cannot start a thread\n");
         return 1;

@@ -24,7 +24,7 @@
 #   upload    SIZE-byte file -> `cat > /dev/null`           wall time, client CPU
 #   floor     bench/hop.c, no SSH: SIZE received over loopback TCP (what every client pays),
 #             and that plus the C API's socketpair to an application thread (sshexec's download
-#             without decryption and framing); CPU per GiB, REPS runs
+#             without decryption and framing); the same for sending; CPU per GiB, REPS runs
 #   connect   connect + authenticate + `true` + exit        wall time, client CPU, max RSS
 #   memory    RSS added per idle session, 100 sessions in one process (bench/rss_sessions.c)
 #   size      stripped libsshbridge.so, all algorithms, --no-default-features and --features aws-lc;
@@ -567,11 +567,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
     blog "  repetition $rep/$REPS done ($(($(date +%s) - T0)) s so far)"
 done
 
-# The floor under sshexec's download CPU (bench/hop.c, no SSH): receiving over loopback TCP
-# alone, and that plus the C API's socketpair to the application thread. Same size and count.
-blog "floor: $REPS x bench/hop (tcp, tcp-pair) of $SIZE_MIB MiB"
+# The floor under sshexec's CPU (bench/hop.c, no SSH): receiving over loopback TCP alone, and
+# that plus the C API's socketpair to the application thread; sending the same two ways.
+blog "floor: $REPS x bench/hop (tcp, tcp-pair, send, pair-send) of $SIZE_MIB MiB"
 for ((rep = 1; rep <= REPS; rep++)); do
-    for mode in tcp tcp-pair; do
+    for mode in tcp tcp-pair send pair-send; do
         "$BIN/hop" "$mode" "$SIZE_MIB" >"$R/hop.$mode.$rep" 2>>"$ERRLOG" || {
             FAILURES+=("hop $mode rep $rep failed")
             mv "$R/hop.$mode.$rep" "$R/hop.$mode.$rep.failed" 2>/dev/null || true
@@ -639,6 +639,8 @@ for c in "${CLIENTS[@]}"; do
 done
 HOP_TCP=$(calc "$(median hop tcp 6) * $GIB" %.6f)
 HOP_PAIR=$(calc "$(median hop tcp-pair 6) * $GIB" %.6f)
+HOP_SEND=$(calc "$(median hop send 6) * $GIB" %.6f)
+HOP_PSEND=$(calc "$(median hop pair-send 6) * $GIB" %.6f)
 for dir in Download Upload; do
     echo "$dir of $SIZE_MIB MiB (wall incl. connect; CPU = client user+sys; bulk = minus connect+exit CPU):"
     printf '  %-22s %9s %9s %11s %11s %14s\n' client "wall s" "MiB/s" "CPU s" "CPU s/GiB" "bulk CPU s/GiB"
@@ -652,6 +654,10 @@ for dir in Download Upload; do
         echo "  floor without SSH (bench/hop.c, medians of $REPS x $SIZE_MIB MiB, CPU s/GiB):"
         printf '  %-62s %14s\n' "    receive over loopback TCP only (what every client pays)" "$(calc "$HOP_TCP" %.2f)"
         printf '  %-62s %14s\n' "    + the C API's socketpair to the application's thread" "$(calc "$HOP_PAIR" %.2f)"
+    else
+        echo "  floor without SSH (bench/hop.c, medians of $REPS x $SIZE_MIB MiB, CPU s/GiB):"
+        printf '  %-62s %14s\n' "    send over loopback TCP only (what every client pays)" "$(calc "$HOP_SEND" %.2f)"
+        printf '  %-62s %14s\n' "    + the C API's socketpair from the application's thread" "$(calc "$HOP_PSEND" %.2f)"
     fi
     echo
 done
@@ -740,6 +746,8 @@ target "aws-lc: download CPU/GiB vs ssh -c aes128-gcm@openssh.com" "$(calc "${ND
 target "aws-lc: upload CPU/GiB vs ssh -c aes128-gcm@openssh.com" "$(calc "${NUC[$A]} / ${NUC[$G]}" %.4f)" '<=' 0.8
 printf '       %-76s %7s\n' "floor: TCP + the C API's socketpair, no SSH (bench/hop.c) vs ssh -c aes128-gcm, down" \
     "$(calc "$HOP_PAIR / (${NDC[$G]} * $GIB)" %.3fx)"
+printf '       %-76s %7s\n' "floor: TCP + the C API's socketpair, no SSH (bench/hop.c) vs ssh -c aes128-gcm, up" \
+    "$(calc "$HOP_PSEND / (${NUC[$G]} * $GIB)" %.3fx)"
 target "connect-to-exit wall vs fastest of dbclient/libssh2 ($FASTEST)" "$(calc "${CW[sshbridge]} / ${CW[$FASTEST]}" %.4f)" '<=' 0.8
 target "connect-to-exit CPU vs libssh2" "$(calc "${CC[sshbridge]} / ${CC[libssh2]}" %.4f)" '<=' 0.8
 v=$(verdict "$PER_SESS" '<=' 128)

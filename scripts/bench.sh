@@ -85,10 +85,11 @@ done
 SIZE=$((SIZE_MIB * 1024 * 1024))
 CREPS=$((REPS * 6)) # connects are short: more samples
 NSESS=100
-# Per run: 60 s plus 1 s per 8 MiB (1 GiB: 188 s; the slowest client moves about 200 MiB/s
-# here). libssh2 1.10.0 sometimes stops mid-download for good; with 900 s that cost 15 minutes
-# a time. A run that times out is reported and left out of the medians.
-TIMEOUT=$((60 + SIZE_MIB / 8))
+# Per run: 30 s plus 1 s per 32 MiB (1 GiB: 62 s, 13 times the slowest client's 4.7 s here).
+# libssh2 1.10.0 sometimes stops mid-download for good (three of five downloads in one run);
+# each such run costs the whole timeout. A run that times out is reported and left out of the
+# medians.
+TIMEOUT=$((30 + SIZE_MIB / 32))
 T0=$(date +%s)
 
 trap bench_cleanup EXIT

@@ -63,17 +63,21 @@ pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey,
     let cipher = r.string().map_err(malformed)?;
     let kdf = r.string().map_err(malformed)?;
     let kdf_options = r.string().map_err(malformed)?;
-    if kdf == b"bcrypt" {
+    let bcrypt = if kdf == b"bcrypt" {
         // string salt, uint32 rounds: refuse absurd work factors before doing any of it.
         let mut o = Reader::new(kdf_options);
-        let _salt = o.string().map_err(malformed)?;
+        let salt = o.string().map_err(malformed)?;
         let rounds = o.u32().map_err(malformed)?;
+        o.finish().map_err(malformed)?;
         if rounds == 0 || rounds > MAX_BCRYPT_ROUNDS {
             return Err(Error::key(format!(
                 "OpenSSH private key asks for {rounds} bcrypt-pbkdf rounds (1 to {MAX_BCRYPT_ROUNDS} accepted)"
             )));
         }
-    }
+        Some((salt, rounds))
+    } else {
+        None
+    };
     let count = r.u32().map_err(malformed)?;
     if count != 1 {
         return Err(Error::key(format!("OpenSSH key files holding {count} keys are not supported")));
@@ -99,7 +103,7 @@ pub(super) fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey,
         }
         parse_section(section)?
     } else {
-        decrypt(Encrypted { cipher, kdf, kdf_options, section, tag }, passphrase)?
+        decrypt(Encrypted { cipher, kdf, bcrypt, section, tag }, passphrase)?
     };
     if key.public_key() != public {
         return Err(Error::key("OpenSSH private key does not match its public key"));
@@ -118,7 +122,8 @@ fn encryption_unavailable() -> Error {
 struct Encrypted<'a> {
     cipher: &'a [u8],
     kdf: &'a [u8],
-    kdf_options: &'a [u8],
+    /// Salt and rounds when `kdf` is bcrypt (checked by `parse`).
+    bcrypt: Option<(&'a [u8], u32)>,
     section: &'a [u8],
     /// The AEAD tag after the section (empty for the other ciphers).
     tag: &'a [u8],
@@ -136,20 +141,12 @@ fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Er
         .copied()
         .find(|c| c.as_str() == name)
         .ok_or_else(|| Error::key(format!("OpenSSH private key encrypted with an unsupported cipher: {}", crate::error::sanitize(e.cipher))))?;
-    if e.kdf != b"bcrypt" {
+    let Some((salt, rounds)) = e.bcrypt else {
         return Err(Error::key(format!("OpenSSH private key uses an unsupported key derivation: {}", crate::error::sanitize(e.kdf))));
-    }
+    };
     let Some(pass) = passphrase else {
         return Err(Error::key("encrypted key needs a passphrase"));
     };
-    // string salt, uint32 rounds (`parse` checked them already; a second look costs nothing).
-    let mut o = Reader::new(e.kdf_options);
-    let salt = o.string().map_err(malformed)?;
-    let rounds = o.u32().map_err(malformed)?;
-    o.finish().map_err(malformed)?;
-    if rounds == 0 || rounds > MAX_BCRYPT_ROUNDS {
-        return Err(Error::key("malformed OpenSSH private key: bcrypt-pbkdf rounds out of range"));
-    }
     // What can be checked without the key is checked before the (deliberately slow) KDF, as
     // sshkey.c does: the tag, and a section of whole blocks.
     if e.tag.len() != if cipher.has_tag() { 16 } else { 0 } {
@@ -186,7 +183,7 @@ fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Er
     match crate::cipher::open_key_section(cipher.as_str(), key, iv, &mut section, e.tag) {
         KeySection::Decrypted => {}
         KeySection::BadTag => return Err(Error::key("wrong passphrase")),
-        // The CBC ciphers (OpenSSH's default for such keys before 7.6): ssh-cipher. What the
+        // The CBC ciphers (older ssh-keygen releases wrote such keys with them): ssh-cipher. What the
         // transport's code does not do, the C library does not carry twice.
         KeySection::Unsupported => {
             if cipher.has_tag() {
@@ -198,10 +195,8 @@ fn decrypt(e: Encrypted<'_>, passphrase: Option<&[u8]>) -> Result<PrivateKey, Er
             let mut d = cipher
                 .decryptor::<ssh_cipher::block_cipher::Aes>(key, iv)
                 .map_err(|err| Error::key(format!("cannot decrypt OpenSSH private key: {err}")))?;
-            let (blocks, rest) = ssh_cipher::block_cipher::Block::<ssh_cipher::block_cipher::Aes>::slice_as_chunks_mut(&mut section);
-            if !rest.is_empty() {
-                return Err(Error::key("malformed OpenSSH private key: encrypted section is not a whole number of blocks"));
-            }
+            // Whole blocks: checked above, before the KDF.
+            let (blocks, _) = ssh_cipher::block_cipher::Block::<ssh_cipher::block_cipher::Aes>::slice_as_chunks_mut(&mut section);
             d.decrypt_blocks(blocks);
         }
     }
